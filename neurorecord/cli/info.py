@@ -1,0 +1,49 @@
+"""``neurorecord info``: a plain-text description of a store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import xarray as xr
+
+from ..record.store import not_a_store, read_run_state, root_attrs
+
+__all__ = ["describe_store"]
+
+
+def describe_store(path: str | os.PathLike[str]) -> str:
+    """Regions, shapes, coordinates, provenance and completeness of a store, as text."""
+    path = Path(path)
+    state = read_run_state(path)
+    if state is None:
+        raise not_a_store(path)
+    lines = [f"store     {path}", f"status    {state.describe()}"]
+    if state.stage == "creating":
+        return "\n".join(lines)
+    attrs = root_attrs(path)
+    subject = attrs.get("subject", {})
+    lines += [
+        f"protocol  {attrs.get('protocol_name')}  sha256 {attrs.get('protocol_sha256')}",
+        f"          from {attrs.get('protocol_path') or '(text)'}",
+        f"subject   {subject.get('name')}  weights sha256 {attrs.get('subject_weight_sha256')}",
+        f"          source {subject.get('source')}",
+    ]
+    if "test_accuracy" in subject.get("info", {}):
+        lines.append(f"          test accuracy {subject['info']['test_accuracy']:.4f}")
+    lines += [
+        f"seed      {attrs.get('seed')}   device {attrs.get('device')}   created {attrs.get('created')}"
+        + (f"   finished {attrs['finished']}" if attrs.get("finished") else ""),
+        "packages  " + ", ".join(f"{k} {v}" for k, v in attrs.get("packages", {}).items()),
+    ]
+    tree = xr.open_datatree(path, engine="zarr", chunks={}, consolidated=False)
+    for name in attrs.get("regions", list(tree.children)):
+        ds = tree[name].to_dataset()
+        act = ds["activity"]
+        chunks = act.encoding.get("chunks") or act.encoding.get("preferred_chunks")
+        lines.append(f"region    {name}: activity {dict(act.sizes)} {act.dtype}, chunks {chunks}, "
+                     f"module {ds.attrs.get('module_type')} output {ds.attrs.get('output_shape')} reduce {ds.attrs.get('reduce')}")
+        for dim in act.dims:
+            names = sorted(c for c in ds.coords if ds.coords[c].dims == (dim,))
+            lines.append(f"          {dim} coords: {', '.join(names)}")
+    return "\n".join(lines)

@@ -1,0 +1,60 @@
+"""Exceptions raised by neurorecord.
+
+Every error a user can cause by what they wrote (a protocol, a path, a model) is a
+:class:`NeurorecordError`. The command-line interface prints its message and exits with
+status 2, without a traceback; in Python it propagates like any exception.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "NeurorecordError",
+    "ProtocolError",
+    "SubjectError",
+    "StimulusError",
+    "RegionError",
+    "StoreError",
+    "IncompleteRecordingError",
+    "did_you_mean",
+]
+
+
+class NeurorecordError(Exception):
+    """Base class of the errors caused by user input (exit status 2 on the command line)."""
+
+
+class ProtocolError(NeurorecordError):
+    """A protocol file is missing, malformed, or breaks the schema."""
+
+
+class SubjectError(NeurorecordError):
+    """A subject cannot be built: unknown zoo name, import failure, mismatched weights."""
+
+
+class StimulusError(NeurorecordError):
+    """A stimulus set cannot be built from its protocol entry."""
+
+
+class RegionError(NeurorecordError):
+    """A region name does not exist in the subject, or its output cannot be recorded."""
+
+
+class StoreError(NeurorecordError):
+    """An output folder or recording store cannot be used as asked."""
+
+
+class IncompleteRecordingError(StoreError):
+    """The store was not finished (the run was interrupted); resume it or open it explicitly."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest choice, or ``""`` when none is close.
+
+    >>> did_you_mean("regoins", ["regions", "batch_size"])
+    " (did you mean 'regions'?)"
+    """
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{matches[0]}'?)" if matches else ""

@@ -1,0 +1,159 @@
+"""The protocol format (version 1) as pydantic models.
+
+A protocol is the whole record of an experiment: which subject, which stimuli, which regions,
+how they are recorded. :func:`neurorecord.load_protocol` reads a YAML file into a
+:class:`Protocol`; these classes are the schema it is checked against.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, model_validator
+
+FORMAT_VERSION = 1
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Protocol",
+    "SubjectSpec",
+    "DigitsStimuli",
+    "NpyStimuli",
+    "StimulusSpec",
+    "RecordSpec",
+    "STIMULUS_KINDS",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SubjectSpec(_Strict):
+    """Where the network comes from: exactly one of ``zoo``, ``entry_point``, ``torchscript``.
+
+    ``state_dict`` loads weights (``torch.load(..., weights_only=True)``) into the module that
+    ``entry_point`` builds. Paths are relative to the protocol file's folder.
+    """
+
+    zoo: str | None = Field(None, description="Name of a zoo subject, e.g. 'digits-mlp'.")
+    entry_point: str | None = Field(
+        None, description="'module:callable' returning a torch.nn.Module; module looked up in the protocol's folder first."
+    )
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the entry point.")
+    state_dict: str | None = Field(None, description="Weights file for the entry point's module (loaded with weights_only=True).")
+    torchscript: str | None = Field(None, description="TorchScript file (torch.jit.save).")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "SubjectSpec":
+        given = [k for k in ("zoo", "entry_point", "torchscript") if getattr(self, k) is not None]
+        if len(given) != 1:
+            found = ", ".join(given) if given else "none of them"
+            raise ValueError(f"give exactly one of 'zoo', 'entry_point', 'torchscript' (found {found})")
+        if self.state_dict is not None and self.entry_point is None:
+            raise ValueError("'state_dict' needs 'entry_point' to build the architecture the weights go into")
+        if self.kwargs and self.entry_point is None:
+            raise ValueError("'kwargs' is only used with 'entry_point'")
+        return self
+
+
+class DigitsStimuli(_Strict):
+    """scikit-learn's 8x8 handwritten digits (1,797 images, pixel values scaled to [0, 1]).
+
+    The split is fixed and stratified: within each digit class, every fourth image (in the
+    dataset's order) is held out as ``test``; the rest is ``train``.
+    """
+
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["digits"]
+    split: Literal["test", "train", "all"] = "test"
+
+
+class NpyStimuli(_Strict):
+    """Images from a ``.npy`` file of shape (n, channels, height, width) or (n, height, width).
+
+    Read memory-mapped, so a set larger than RAM streams. ``labels`` optionally names a ``.npy``
+    file of n integers, recorded as the ``label`` coordinate.
+    """
+
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["npy"]
+    path: str
+    labels: str | None = None
+
+
+StimulusSpec = Annotated[Union[DigitsStimuli, NpyStimuli], Field(discriminator="kind")]
+STIMULUS_KINDS: dict[str, type[BaseModel]] = {"digits": DigitsStimuli, "npy": NpyStimuli}
+
+
+class RecordSpec(_Strict):
+    """What is recorded and how."""
+
+    regions: list[str] = Field(..., min_length=1, description="Module names from model.named_modules().")
+    batch_size: PositiveInt = Field(256, description="Presentations per forward pass; also the zarr chunk length.")
+    reduce: Literal["mean", "max", "center", "none"] = Field(
+        "mean", description="Spatial reduction of conv outputs; 'none' keeps one unit per channel and position."
+    )
+    repetitions: PositiveInt = Field(1, description="Times each stimulus is presented.")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+
+    @model_validator(mode="after")
+    def _unique_regions(self) -> "RecordSpec":
+        seen = [r for i, r in enumerate(self.regions) if r in self.regions[:i]]
+        if seen:
+            raise ValueError(f"region listed twice: {seen[0]!r}")
+        return self
+
+
+class Protocol(_Strict):
+    """A validated protocol. Build it with :func:`neurorecord.load_protocol`.
+
+    Besides its fields it knows the file it came from (:attr:`path`), that file's text
+    (:attr:`text`) and sha256 (:attr:`sha256`); relative paths in it resolve against
+    :attr:`folder`.
+    """
+
+    neurorecord: Literal[1] = Field(..., description="Protocol format version.")
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 0
+    subject: SubjectSpec
+    stimuli: list[StimulusSpec] = Field(..., min_length=1)
+    record: RecordSpec
+
+    _path: Path | None = PrivateAttr(None)
+    _text: str = PrivateAttr("")
+
+    @model_validator(mode="after")
+    def _unique_set_names(self) -> "Protocol":
+        names = [s.name for s in self.stimuli]
+        dup = [n for i, n in enumerate(names) if n in names[:i]]
+        if dup:
+            raise ValueError(f"stimulus set name used twice: {dup[0]!r}")
+        return self
+
+    @property
+    def path(self) -> Path | None:
+        """The protocol file, or None for a protocol built from text."""
+        return self._path
+
+    @property
+    def folder(self) -> Path:
+        """Folder that relative paths in the protocol resolve against."""
+        return self._path.parent if self._path is not None else Path.cwd()
+
+    @property
+    def text(self) -> str:
+        """The protocol file's text, as read."""
+        return self._text
+
+    @property
+    def sha256(self) -> str:
+        """sha256 of :attr:`text`: the identity of the experiment."""
+        return hashlib.sha256(self._text.encode("utf-8")).hexdigest()
+
+    def resolve(self, relative: str) -> Path:
+        """Resolve a path written in the protocol against :attr:`folder`."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else (self.folder / p)

@@ -1,0 +1,337 @@
+"""Running a protocol: build the subject and stimuli, record every region to a zarr store.
+
+The store is created up front with its full shape and coordinates; batches are then
+recorded in order, each written by a background thread (so writing overlaps the next
+forward pass) into whole zarr chunks, and the run state is advanced after every batch. A run
+killed at any moment is resumed from the first batch not marked done; re-recording a batch
+rewrites exactly the same chunks with exactly the same values.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import shutil
+import sys
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import torch
+import xarray as xr
+import zarr
+from tqdm.auto import tqdm
+from zarr.codecs import BloscCodec
+
+from ..errors import StoreError
+from ..protocol import Protocol, load_protocol
+from ..stimuli import build_stimulus_sets
+from ..subjects import Subject, build_subject
+from .plan import PresentationPlan
+from .regions import RegionLayout, RegionTap, reduce_output, region_layout
+from .store import RUN_ATTR, RunState, open_recording, read_run_state, write_run_state
+
+__all__ = ["Experiment", "prepare", "run", "ACTIVITY_CODEC"]
+
+#: Codec for ``activity`` chunks: LZ4 through Blosc with byte shuffle, chosen for write speed
+#: (rectified activity is full of zeros, so it still compresses well).
+ACTIVITY_CODEC = BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")
+
+_PACKAGES = ("neurorecord", "torch", "numpy", "xarray", "zarr", "dask", "scipy", "scikit-learn", "pydantic", "pyyaml")
+
+
+@dataclass
+class Experiment:
+    """A protocol made concrete: subject, presentation plan, device and region layouts."""
+
+    protocol: Protocol
+    subject: Subject
+    plan: PresentationPlan
+    device: torch.device
+    tap: RegionTap
+    layouts: dict[str, RegionLayout]
+
+    def summary(self) -> str:
+        """Human-readable plan: presentations, regions and unit counts, size on disk (uncompressed)."""
+        rec = self.protocol.record
+        lines = [
+            f"protocol {self.protocol.name} (sha256 {self.protocol.sha256[:12]})",
+            f"subject  {self.subject.name}  weights {self.subject.weight_sha256[:12]}",
+            f"stimuli  {', '.join(f'{s.name} ({len(s)})' for s in self.plan.sets)}; image {self.plan.image_shape}",
+            f"presentations {len(self.plan)} = {self.plan.n_stimuli} stimuli x {self.plan.repetitions} repetitions; "
+            f"batch {rec.batch_size}; device {self.device}",
+        ]
+        total = 0
+        for layout in self.layouts.values():
+            nbytes = 4 * len(self.plan) * layout.n_neuroid
+            total += nbytes
+            lines.append(
+                f"region   {layout.region:<16} {layout.module_type:<12} output {layout.output_shape} -> "
+                f"{layout.n_neuroid} neuroids (reduce: {layout.reduce}), {nbytes / 1e6:.1f} MB"
+            )
+        lines.append(f"activity {total / 1e6:.1f} MB uncompressed")
+        return "\n".join(lines)
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise StoreError(f"record.device: {name!r} asked for, but torch sees no CUDA device; use 'cpu' or 'auto'")
+    return device
+
+
+def prepare(protocol: Protocol | str | os.PathLike[str], device: str | None = None) -> Experiment:
+    """Check everything that can be checked before recording, and build the experiment.
+
+    Builds the subject and the stimulus sets, checks the regions exist, and runs one probe batch
+    of two stimuli to learn each region's output shape.
+
+    >>> import neurorecord
+    >>> exp = prepare(neurorecord.default_protocol_path())
+    >>> len(exp.plan), {r: l.n_neuroid for r, l in exp.layouts.items()}
+    (454, {'fc1': 100, 'fc2': 100, 'fc3': 100})
+    """
+    if not isinstance(protocol, Protocol):
+        protocol = load_protocol(protocol)
+    rec = protocol.record
+    dev = _resolve_device(device or rec.device)
+    subject = build_subject(protocol.subject, protocol.folder)
+    subject.model.to(dev)
+    plan = PresentationPlan(build_stimulus_sets(protocol), rec.repetitions)
+    tap = RegionTap(subject.model, rec.regions)
+    modules = dict(subject.model.named_modules())
+    probe = torch.from_numpy(plan.images(0, min(2, len(plan)))).to(dev)
+    with torch.inference_mode():
+        try:
+            outputs = tap(probe)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            from ..errors import SubjectError
+
+            raise SubjectError(
+                f"subject {subject.name!r} failed on the stimuli (images of shape {tuple(probe.shape[1:])}): "
+                f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            ) from None
+    layouts = {
+        r: region_layout(r, modules[r], outputs[r], rec.reduce, tap.output_element.get(r))
+        for r in rec.regions
+    }
+    for r in rec.regions:
+        reduce_output(outputs[r], rec.reduce)  # raises a RegionError for unrecordable shapes
+    return Experiment(protocol, subject, plan, dev, tap, layouts)
+
+
+def run(
+    protocol: Protocol | str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    resume: bool = False,
+    overwrite: bool = False,
+    device: str | None = None,
+    quiet: bool = False,
+) -> xr.DataTree:
+    """Run a protocol: record every region into a zarr store at ``out``.
+
+    Parameters
+    ----------
+    protocol
+        A :class:`~neurorecord.protocol.Protocol` or the path of a protocol file.
+    out
+        Folder of the store (created). A folder holding another run is refused.
+    resume
+        Continue an interrupted run of the same protocol in ``out`` (a no-op if it is complete).
+    overwrite
+        Replace a neurorecord store already in ``out``.
+    device
+        ``auto``, ``cpu`` or ``cuda[:N]``; overrides ``record.device``.
+    quiet
+        No progress bar.
+
+    Returns
+    -------
+    xarray.DataTree
+        The finished recording, opened lazily (see :func:`open_recording`).
+
+    Examples
+    --------
+    >>> import neurorecord, tempfile
+    >>> tree = neurorecord.run(neurorecord.default_protocol_path(), tempfile.mkdtemp() + "/run", quiet=True)
+    >>> sorted(tree.children), tree["fc2"]["activity"].attrs["units"]
+    (['fc1', 'fc2', 'fc3'], 'a.u.')
+    """
+    if not isinstance(protocol, Protocol):
+        protocol = load_protocol(protocol)
+    out = Path(out)
+    _check_output(out, protocol, resume, overwrite)
+    state = read_run_state(out)
+    if state is not None and state.complete:
+        return open_recording(out)
+    exp = prepare(protocol, device)
+    rec = protocol.record
+    n_batches = -(-len(exp.plan) // rec.batch_size)
+    if state is None or state.stage == "creating":
+        if out.exists():
+            shutil.rmtree(out)  # empty, or a skeleton of this protocol that was never finished
+        state = RunState(protocol.name, protocol.sha256, "creating", len(exp.plan), rec.batch_size, n_batches, 0)
+        group = zarr.open_group(out, mode="w", zarr_format=3, attributes={**_provenance(exp), RUN_ATTR: asdict(state)})
+        _create_regions(out, exp)
+        state.stage = "recording"
+        write_run_state(group, state)
+    elif state.presentations != len(exp.plan) or state.batch_size != rec.batch_size:
+        raise StoreError(
+            f"{out}: cannot resume: the store was planned for {state.presentations} presentations in batches of "
+            f"{state.batch_size}, the protocol now gives {len(exp.plan)} in batches of {rec.batch_size} "
+            "(did a stimulus file change?); use --overwrite"
+        )
+    else:
+        group = zarr.open_group(out, mode="r+")
+    _record_batches(group, exp, state, quiet)
+    state.stage = "complete"
+    group.attrs.update({"complete": True, "finished": _now(), RUN_ATTR: asdict(state)})
+    return open_recording(out)
+
+
+def _check_output(out: Path, protocol: Protocol, resume: bool, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise StoreError(f"{out}: --out must be a folder, found a file")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    state = read_run_state(out)
+    if state is None:
+        raise StoreError(
+            f"{out}: output folder is not empty and holds no neurorecord recording (no zarr.json with a '{RUN_ATTR}' attribute); "
+            "neurorecord will not write into or delete it: choose another --out"
+        )
+    if overwrite:
+        shutil.rmtree(out)
+        return
+    same = state.protocol_sha256 == protocol.sha256
+    if not same:
+        raise StoreError(
+            f"{out}: output folder already holds a different run (protocol {state.protocol_name!r}, sha256 "
+            f"{state.protocol_sha256[:12]}; this protocol {protocol.name!r} has sha256 {protocol.sha256[:12]}); "
+            "use --overwrite to replace it, or another --out"
+        )
+    if resume:
+        return
+    if state.complete:
+        raise StoreError(f"{out}: already holds a complete recording of this protocol; use --overwrite to record it again")
+    raise StoreError(f"{out}: holds an unfinished recording of this protocol ({state.describe()}); use --resume or --overwrite")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in _PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def _provenance(exp: Experiment) -> dict[str, Any]:
+    p = exp.protocol
+    return {
+        "neurorecord_format": 1,
+        "protocol_name": p.name,
+        "protocol_text": p.text,
+        "protocol_sha256": p.sha256,
+        "protocol_path": str(p.path) if p.path else "",
+        "seed": p.seed,
+        "subject": exp.subject.identity(),
+        "subject_weight_sha256": exp.subject.weight_sha256,
+        "device": str(exp.device),
+        "torch_threads": torch.get_num_threads(),
+        "packages": _versions(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "created": _now(),
+        "complete": False,
+        "regions": list(exp.layouts),
+        "presentations": len(exp.plan),
+    }
+
+
+def _create_regions(out: Path, exp: Experiment) -> None:
+    """Write one node per region: every coordinate and attribute, and an empty (NaN) ``activity``."""
+    rec = exp.protocol.record
+    n = len(exp.plan)
+    pres = {k: ("presentation", v) for k, v in exp.plan.coords().items()}
+    for region, layout in exp.layouts.items():
+        chunks = (min(rec.batch_size, n), layout.n_neuroid)
+        activity = xr.Variable(
+            ("presentation", "neuroid"),
+            da.zeros((n, layout.n_neuroid), chunks=chunks, dtype=np.float32),
+            attrs={
+                "units": "a.u.",
+                "long_name": f"activity of {region}",
+                "description": "output of the region's module for each presentation"
+                + ("" if layout.reduce == "none" or len(layout.output_shape) == 1 else f", {layout.reduce} over space"),
+            },
+        )
+        neur = {k: ("neuroid", v) for k, v in layout.coords.items()}
+        node = xr.Dataset(
+            {"activity": activity},
+            coords={**pres, **neur},
+            attrs={
+                "region": region,
+                "module_type": layout.module_type,
+                "output_shape": list(layout.output_shape),
+                "reduce": layout.reduce,
+                "output_element": -1 if layout.output_element is None else layout.output_element,
+            },
+        )
+        encoding = {"activity": {"chunks": chunks, "compressors": [ACTIVITY_CODEC]}}
+        node.to_zarr(out, group=region, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding)
+
+
+def _record_batches(group: zarr.Group, exp: Experiment, state: RunState, quiet: bool) -> None:
+    """Record the batches not yet done, writing each (in a background thread) into whole chunks."""
+    rec = exp.protocol.record
+    n, size = len(exp.plan), rec.batch_size
+    arrays = {r: group[f"{r}/activity"] for r in exp.layouts}
+    # two reusable host buffers per region: one being filled, one being written
+    slots = [{r: np.zeros((size, lay.n_neuroid), dtype=np.float32) for r, lay in exp.layouts.items()} for _ in range(2)]
+
+    def write(batch: int, start: int, stop: int, slot: dict[str, np.ndarray]) -> None:
+        for region, array in arrays.items():
+            array[start:stop] = slot[region][: stop - start]
+        state.batches_done = batch + 1
+        write_run_state(group, state)
+
+    pending: deque[Future[None]] = deque()
+    bar = tqdm(total=n, initial=min(state.batches_done * size, n), unit="stim", desc=f"recording {exp.protocol.name}",
+               disable=quiet, file=sys.stderr, dynamic_ncols=True)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurorecord-writer") as pool, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(exp.protocol.seed)
+        model_was_training = exp.subject.model.training
+        exp.subject.model.eval()
+        try:
+            for batch in range(state.batches_done, state.batches_total):
+                start, stop = batch * size, min(n, (batch + 1) * size)
+                x = torch.from_numpy(exp.plan.images(start, stop)).to(exp.device)
+                with torch.inference_mode():
+                    outputs = exp.tap(x)
+                    if len(pending) == 2:
+                        pending.popleft().result()
+                    slot = slots[batch % 2]
+                    for region, output in outputs.items():
+                        torch.from_numpy(slot[region][: stop - start]).copy_(reduce_output(output, rec.reduce))
+                del outputs
+                pending.append(pool.submit(write, batch, start, stop, slot))
+                bar.update(stop - start)
+            while pending:
+                pending.popleft().result()
+        finally:
+            exp.subject.model.train(model_was_training)
+            bar.close()

@@ -1,0 +1,18 @@
+"""Subjects: networks (zoo, entry point, TorchScript, state dict) and their identity."""
+
+from .base import Subject, weight_sha256
+from .load import build_subject, load_entry_point
+from .zoo import ZOO, ZooRecipe, cache_folder, digits_cnn, digits_mlp, load_zoo_subject
+
+__all__ = [
+    "Subject",
+    "weight_sha256",
+    "build_subject",
+    "load_entry_point",
+    "ZOO",
+    "ZooRecipe",
+    "cache_folder",
+    "digits_cnn",
+    "digits_mlp",
+    "load_zoo_subject",
+]

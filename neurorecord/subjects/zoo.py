@@ -1,0 +1,184 @@
+"""Zoo subjects: small networks trained deterministically on scikit-learn's digits on first use.
+
+Each zoo entry is a recipe (architecture + training settings). The first time a subject is
+asked for, it is trained on the ``train`` split of the digits (seconds on a CPU) and cached in
+the user cache folder (``NEURORECORD_CACHE`` overrides it) under a hash of the recipe, with its
+held-out ``test`` accuracy. Later loads read the cache (``torch.load(weights_only=True)``).
+
+Modules are named so that recording ``fc1``, ``fc2``, ``fc3`` (or ``conv1``, ``conv2``) gives
+the post-ReLU activity, the analogue of a firing rate; ``fc1.linear`` is the pre-activation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import SubjectError, did_you_mean
+from ..stimuli.digits import digits_split, load_digits_array
+from .base import Subject, weight_sha256
+
+__all__ = ["ZOO", "ZooRecipe", "load_zoo_subject", "cache_folder", "digits_mlp", "digits_cnn"]
+
+
+def _block(layer: nn.Module) -> nn.Sequential:
+    kind = "conv" if isinstance(layer, nn.Conv2d) else "linear"
+    return nn.Sequential(OrderedDict([(kind, layer), ("relu", nn.ReLU())]))
+
+
+def digits_mlp() -> nn.Sequential:
+    """64-100-100-100-10 ReLU perceptron; regions ``fc1``, ``fc2``, ``fc3`` (100 units each), ``out`` (logits)."""
+    return nn.Sequential(
+        OrderedDict(
+            [
+                ("flatten", nn.Flatten()),
+                ("fc1", _block(nn.Linear(64, 100))),
+                ("fc2", _block(nn.Linear(100, 100))),
+                ("fc3", _block(nn.Linear(100, 100))),
+                ("out", nn.Linear(100, 10)),
+            ]
+        )
+    )
+
+
+def digits_cnn() -> nn.Sequential:
+    """Small CNN on 1x8x8 digits; regions ``conv1`` (16 channels, 8x8), ``conv2`` (32 channels, 8x8),
+    ``pool`` (32 x 4x4), ``fc1`` (64 units), ``out`` (logits)."""
+    return nn.Sequential(
+        OrderedDict(
+            [
+                ("conv1", _block(nn.Conv2d(1, 16, 3, padding=1))),
+                ("conv2", _block(nn.Conv2d(16, 32, 3, padding=1))),
+                ("pool", nn.MaxPool2d(2)),
+                ("flatten", nn.Flatten()),
+                ("fc1", _block(nn.Linear(32 * 4 * 4, 64))),
+                ("out", nn.Linear(64, 10)),
+            ]
+        )
+    )
+
+
+@dataclass(frozen=True)
+class ZooRecipe:
+    """How a zoo subject is built and trained (its hash keys the cache)."""
+
+    architecture: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    seed: int
+    description: str
+
+    def build(self) -> nn.Module:
+        return _ARCHITECTURES[self.architecture]()
+
+    def sha256(self) -> str:
+        record = {"recipe": asdict(self), "module": repr(self.build()), "split": "digits-every-4th-per-class", "version": 1}
+        return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
+_ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {"digits_mlp": digits_mlp, "digits_cnn": digits_cnn}
+
+ZOO: dict[str, ZooRecipe] = {
+    "digits-mlp": ZooRecipe("digits_mlp", epochs=40, batch_size=32, learning_rate=1e-3, weight_decay=0.0, seed=0,
+                            description="64-100-100-100-10 ReLU MLP on 8x8 digits"),
+    "digits-cnn": ZooRecipe("digits_cnn", epochs=25, batch_size=32, learning_rate=2e-3, weight_decay=0.0, seed=0,
+                            description="2-conv CNN on 1x8x8 digits"),
+}
+
+
+def cache_folder() -> Path:
+    """Where zoo weights are cached: ``$NEURORECORD_CACHE`` or the user cache folder."""
+    env = os.environ.get("NEURORECORD_CACHE")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("neurorecord"))
+
+
+def load_zoo_subject(name: str) -> Subject:
+    """Load a zoo subject, training and caching it on first use.
+
+    >>> s = load_zoo_subject("digits-mlp")
+    >>> s.info["test_accuracy"] > 0.95
+    True
+    """
+    if name not in ZOO:
+        raise SubjectError(f"subject.zoo: unknown zoo subject {name!r}{did_you_mean(name, ZOO)}; available: {', '.join(sorted(ZOO))}")
+    recipe = ZOO[name]
+    key = recipe.sha256()
+    folder = cache_folder() / "zoo"
+    weights, meta = folder / f"{name}-{key[:16]}.pt", folder / f"{name}-{key[:16]}.json"
+    if not (weights.exists() and meta.exists()):
+        model, info = _train(recipe)
+        info["recipe_sha256"] = key
+        folder.mkdir(parents=True, exist_ok=True)
+        _atomic_write(weights, lambda f: torch.save(model.state_dict(), f))
+        _atomic_write(meta, lambda f: f.write(json.dumps(info, indent=1, sort_keys=True).encode()))
+    model = recipe.build()
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.eval()
+    info = json.loads(meta.read_text())
+    return Subject(name=name, model=model, source={"zoo": name, "cache": str(weights)}, info=info)
+
+
+def _train(recipe: ZooRecipe) -> tuple[nn.Module, dict[str, object]]:
+    """Train on the digits ``train`` split with Adam and cross-entropy, deterministically."""
+    images, labels = load_digits_array()
+    train, test = digits_split("train"), digits_split("test")
+    x_train, y_train = torch.from_numpy(np.ascontiguousarray(images[train])), torch.from_numpy(labels[train])
+    x_test, y_test = torch.from_numpy(np.ascontiguousarray(images[test])), torch.from_numpy(labels[test])
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        model = recipe.build()
+        order = torch.Generator().manual_seed(recipe.seed)
+        opt = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+        loss_fn = nn.CrossEntropyLoss()
+        model.train()
+        for _ in range(recipe.epochs):
+            perm = torch.randperm(len(x_train), generator=order)
+            for i in range(0, len(perm), recipe.batch_size):
+                idx = perm[i : i + recipe.batch_size]
+                opt.zero_grad()
+                loss_fn(model(x_train[idx]), y_train[idx]).backward()
+                opt.step()
+    model.eval()
+    with torch.inference_mode():
+        test_acc = float((model(x_test).argmax(1) == y_test).float().mean())
+        train_acc = float((model(x_train).argmax(1) == y_train).float().mean())
+    info = {
+        "test_accuracy": test_acc,
+        "train_accuracy": train_acc,
+        "n_train": int(len(train)),
+        "n_test": int(len(test)),
+        "training_seconds": round(time.perf_counter() - start, 3),
+        "trained_with_torch": torch.__version__,
+        "weight_sha256": weight_sha256(model),
+        "description": recipe.description,
+    }
+    return model, info
+
+
+def _atomic_write(path: Path, write: Callable) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
