@@ -23,7 +23,15 @@ __all__ = [
 
 
 class NeurorecordError(Exception):
-    """Base class of the errors caused by user input (exit status 2 on the command line)."""
+    """Base class of the errors caused by user input (exit status 2 on the command line).
+
+    ``loc`` is the protocol key path the error is about (``("record", "regions", 2)``), when
+    known; :func:`neurorecord.prepare` uses it to prefix the message with ``file:line:col``.
+    """
+
+    def __init__(self, message: str, *, loc: tuple[str | int, ...] | None = None) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 class ProtocolError(NeurorecordError):

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ProtocolError, did_you_mean
+from .positions import position as _position
 from .schema import FORMAT_VERSION, STIMULUS_KINDS, Protocol, RecordSpec, SubjectSpec
 
 __all__ = ["load_protocol", "protocol_from_text"]
@@ -79,12 +80,18 @@ def protocol_from_text(text: str, path: Path | None = None) -> Protocol:
     try:
         protocol = Protocol.model_validate(data)
     except ValidationError as exc:
-        lines = [_describe(err, data, root) for err in exc.errors()]
+        lines = sorted((_describe(err, data, root) for err in exc.errors()), key=_line_number)
         head = f"{where}: {len(lines)} problem{'s' if len(lines) > 1 else ''} in the protocol"
         raise ProtocolError(head + "\n" + "\n".join(f"  {where}{line}" for line in lines)) from None
     protocol._path = path
     protocol._text = text
+    protocol._root = root
     return protocol
+
+
+def _line_number(message: str) -> int:
+    head = message.split(":", 2)
+    return int(head[1]) if len(head) > 2 and head[1].isdigit() else 0
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
@@ -107,27 +114,6 @@ def _strip_tags(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
         except (KeyError, IndexError, TypeError):
             node = None
     return tuple(out)
-
-
-def _position(root: yaml.Node | None, loc: tuple[Any, ...], key: bool = False) -> str:
-    """``:line:col`` of the YAML node at ``loc`` (of its key when ``key``), or ``""``."""
-    node, key_node = root, None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if k.value == part:
-                    node, key_node = v, k
-                    break
-            else:
-                break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node, key_node = node.value[part], None
-        else:
-            break
-    target = key_node if key and key_node is not None else node
-    if target is None:
-        return ""
-    return f":{target.start_mark.line + 1}:{target.start_mark.column + 1}"
 
 
 def _model_at(loc: tuple[Any, ...], data: Any) -> type[BaseModel] | None:

@@ -124,6 +124,7 @@ class Protocol(_Strict):
 
     _path: Path | None = PrivateAttr(None)
     _text: str = PrivateAttr("")
+    _root: Any = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _unique_set_names(self) -> "Protocol":
@@ -152,6 +153,13 @@ class Protocol(_Strict):
     def sha256(self) -> str:
         """sha256 of :attr:`text`: the identity of the experiment."""
         return hashlib.sha256(self._text.encode("utf-8")).hexdigest()
+
+    def where(self, *loc: str | int) -> str:
+        """``file:line:col`` of the key path ``loc`` (e.g. ``where("record", "regions", 0)``)."""
+        from .positions import position
+
+        name = str(self._path) if self._path is not None else "<protocol>"
+        return name + (position(self._root, loc) if self._root is not None else "")
 
     def resolve(self, relative: str) -> Path:
         """Resolve a path written in the protocol against :attr:`folder`."""

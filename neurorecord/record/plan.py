@@ -27,7 +27,7 @@ class PresentationPlan:
         shapes = {s.name: tuple(s.image_shape) for s in sets}
         if len(set(shapes.values())) > 1:
             listed = ", ".join(f"{k}: {v}" for k, v in shapes.items())
-            raise StimulusError(f"stimuli: every set must have the same image shape (channels, height, width); found {listed}")
+            raise StimulusError(f"stimuli: every set must have the same image shape (channels, height, width); found {listed}", loc=("stimuli",))
         self.sets = sets
         self.repetitions = repetitions
         self.image_shape = next(iter(shapes.values()))

@@ -29,7 +29,7 @@ import zarr
 from tqdm.auto import tqdm
 from zarr.codecs import BloscCodec
 
-from ..errors import StoreError
+from ..errors import NeurorecordError, RegionError, StoreError, SubjectError
 from ..protocol import Protocol, load_protocol
 from ..stimuli import build_stimulus_sets
 from ..subjects import Subject, build_subject
@@ -84,7 +84,7 @@ def _resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise StoreError(f"record.device: {name!r} asked for, but torch sees no CUDA device; use 'cpu' or 'auto'")
+        raise StoreError(f"record.device: {name!r} asked for, but torch sees no CUDA device; use 'cpu' or 'auto'", loc=("record", "device"))
     return device
 
 
@@ -101,9 +101,26 @@ def prepare(protocol: Protocol | str | os.PathLike[str], device: str | None = No
     """
     if not isinstance(protocol, Protocol):
         protocol = load_protocol(protocol)
+    try:
+        return _prepare(protocol, device)
+    except NeurorecordError as exc:
+        if exc.loc is None or str(exc).startswith(str(protocol.path)):
+            raise
+        raise type(exc)(f"{protocol.where(*exc.loc)}: {exc}", loc=exc.loc) from None
+
+
+def _prepare(protocol: Protocol, device: str | None) -> Experiment:
     rec = protocol.record
     dev = _resolve_device(device or rec.device)
-    subject = build_subject(protocol.subject, protocol.folder)
+    try:
+        subject = build_subject(protocol.subject, protocol.folder)
+    except SubjectError as exc:
+        spec = protocol.subject
+        field = "state_dict" if "subject.state_dict" in str(exc) else next(
+            k for k in ("zoo", "entry_point", "torchscript") if getattr(spec, k) is not None
+        )
+        exc.loc = ("subject", field)
+        raise
     subject.model.to(dev)
     plan = PresentationPlan(build_stimulus_sets(protocol), rec.repetitions)
     tap = RegionTap(subject.model, rec.regions)
@@ -113,18 +130,22 @@ def prepare(protocol: Protocol | str | os.PathLike[str], device: str | None = No
         try:
             outputs = tap(probe)
         except (RuntimeError, TypeError, ValueError) as exc:
-            from ..errors import SubjectError
-
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise SubjectError(
                 f"subject {subject.name!r} failed on the stimuli (images of shape {tuple(probe.shape[1:])}): "
-                f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                f"{type(exc).__name__}: {detail}",
+                loc=("subject",),
             ) from None
+    for i, r in enumerate(rec.regions):
+        try:
+            reduce_output(outputs[r], rec.reduce)
+        except RegionError as exc:
+            exc.loc = ("record", "regions", i)
+            raise
     layouts = {
         r: region_layout(r, modules[r], outputs[r], rec.reduce, tap.output_element.get(r))
         for r in rec.regions
     }
-    for r in rec.regions:
-        reduce_output(outputs[r], rec.reduce)  # raises a RegionError for unrecordable shapes
     return Experiment(protocol, subject, plan, dev, tap, layouts)
 
 

@@ -68,10 +68,11 @@ class RegionTap:
         self.regions = list(regions)
         self._script = _is_script(model)
         valid = _script_recordable(model) if self._script else [n for n, _ in model.named_modules() if n]
-        for region in self.regions:
+        for i, region in enumerate(self.regions):
             if region not in valid:
-                raise RegionError(_unknown_region_message(model, region, valid, self._script))
+                raise RegionError(_unknown_region_message(model, region, valid, self._script), loc=("record", "regions", i))
         self._captured: dict[str, torch.Tensor] = {}
+        self._active = False
         self.output_element: dict[str, int | None] = {}
         if not self._script:
             modules = dict(model.named_modules())
@@ -79,6 +80,8 @@ class RegionTap:
 
     def _hook(self, region: str):
         def hook(module: nn.Module, inputs: object, output: object) -> None:
+            if not self._active:
+                return
             if region not in self._captured:
                 self._captured[region] = self._as_tensor(region, output)
             if len(self._captured) == len(self.regions):
@@ -100,6 +103,7 @@ class RegionTap:
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         self._captured = {}
+        self._active = True
         try:
             if self._script:
                 self._run_sequential(self.model, "", x)
@@ -107,6 +111,8 @@ class RegionTap:
                 self.model(x)
         except _StopForward:
             pass
+        finally:
+            self._active = False
         missing = [r for r in self.regions if r not in self._captured]
         if missing:
             raise RegionError(f"record.regions: region(s) {missing} were never called during the forward pass")

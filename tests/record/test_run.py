@@ -1,0 +1,209 @@
+"""Recording a protocol into a store: layout, labels, values, provenance, determinism, refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+import neurorecord
+from neurorecord.errors import IncompleteRecordingError, StoreError
+from neurorecord.record import PresentationPlan, read_run_state
+from neurorecord.stimuli import DigitsSet, load_digits_array
+from neurorecord.subjects import load_zoo_subject
+from tests.helpers import DIGITS_MLP
+
+CNN = DIGITS_MLP.replace("digits-mlp", "digits-cnn").replace("[fc1, fc2, fc3]", "[conv1, conv2, fc1]")
+
+
+@pytest.fixture
+def digits_run(write_protocol, tmp_path):
+    path = write_protocol(DIGITS_MLP)
+    tree = neurorecord.run(path, tmp_path / "out", quiet=True)
+    return path, tmp_path / "out", tree
+
+
+def test_store_layout_and_labels(digits_run):
+    path, out, tree = digits_run
+    assert set(tree.children) == {"fc1", "fc2", "fc3"}
+    test_set = DigitsSet("digits", "test")
+    params = test_set.parameters()
+    for region in ["fc1", "fc2", "fc3"]:
+        ds = tree[region].to_dataset()
+        act = ds["activity"]
+        assert act.dims == ("presentation", "neuroid") and act.shape == (454, 100) and act.dtype == np.float32
+        assert act.chunks is not None and act.chunks[0][0] == 100  # dask-backed, chunked along presentation
+        assert act.encoding["chunks"] == (100, 100)
+        assert list(ds["stimulus_id"].values) == list(params["stimulus_id"])
+        assert np.array_equal(ds["label"].values, params["label"])
+        assert set(ds["repetition"].values) == {0} and set(ds["stimulus_set"].values) == {"digits"}
+        assert list(ds["neuroid_id"].values[:3]) == [f"{region}.0", f"{region}.1", f"{region}.2"]
+        assert set(ds["region"].values) == {region} and np.array_equal(ds["channel"].values, np.arange(100))
+        assert act.attrs["units"] == "a.u." and ds.attrs["region"] == region
+
+
+def test_values_equal_direct_forward_pass(digits_run):
+    """Recorded activity is exactly what the layers compute on the same batches, and matches a
+    stimulus-by-stimulus float64 computation to float32 precision."""
+    _, _, tree = digits_run
+    model = load_zoo_subject("digits-mlp").model
+    images = DigitsSet("digits", "test").images(np.arange(454))
+    recorded = {r: tree[r]["activity"].values for r in ["fc1", "fc2", "fc3"]}
+    with torch.inference_mode():
+        for start in range(0, 454, 100):
+            h1 = model.fc1(model.flatten(torch.from_numpy(images[start : start + 100])))
+            h2 = model.fc2(h1)
+            h3 = model.fc3(h2)
+            for region, h in zip(["fc1", "fc2", "fc3"], [h1, h2, h3]):
+                assert np.array_equal(recorded[region][start : start + 100], h.numpy())
+    weights = {k: v.double().numpy() for k, v in model.state_dict().items()}
+    for i in [0, 17, 453]:
+        h = images[i].reshape(-1).astype(np.float64)
+        for region in ["fc1", "fc2", "fc3"]:
+            h = np.maximum(weights[f"{region}.linear.weight"] @ h + weights[f"{region}.linear.bias"], 0)
+            np.testing.assert_allclose(recorded[region][i], h, rtol=1e-5, atol=1e-5)
+
+
+def test_provenance_attrs(digits_run):
+    path, out, tree = digits_run
+    attrs = tree.attrs
+    protocol = neurorecord.load_protocol(path)
+    assert attrs["protocol_text"] == path.read_text() and attrs["protocol_sha256"] == protocol.sha256
+    assert attrs["subject_weight_sha256"] == load_zoo_subject("digits-mlp").weight_sha256
+    assert attrs["subject"]["info"]["test_accuracy"] > 0.95
+    assert attrs["packages"]["torch"] == torch.__version__ and attrs["packages"]["neurorecord"]
+    assert attrs["seed"] == 0 and attrs["device"] == "cpu" and attrs["complete"] is True
+    assert attrs["created"].startswith("20") and attrs["finished"] >= attrs["created"]
+    assert attrs["regions"] == ["fc1", "fc2", "fc3"] and attrs["presentations"] == 454
+    assert read_run_state(out).complete
+
+
+def test_same_protocol_gives_bit_identical_arrays(write_protocol, tmp_path):
+    path = write_protocol(CNN.replace("reduce: mean", "reduce: none"))
+    a = neurorecord.run(path, tmp_path / "a", quiet=True)
+    b = neurorecord.run(path, tmp_path / "b", quiet=True)
+    for region in ["conv1", "conv2", "fc1"]:
+        da, db = a[region].to_dataset(), b[region].to_dataset()
+        assert da["activity"].values.tobytes() == db["activity"].values.tobytes()
+        xr.testing.assert_identical(da.drop_vars("activity"), db.drop_vars("activity"))
+    for key in ["protocol_sha256", "subject_weight_sha256", "seed", "regions"]:
+        assert a.attrs[key] == b.attrs[key]
+
+
+@pytest.mark.parametrize("reduce", ["mean", "max", "center", "none"])
+def test_conv_reductions_in_store(write_protocol, tmp_path, reduce):
+    path = write_protocol(CNN.replace("reduce: mean", f"reduce: {reduce}"))
+    tree = neurorecord.run(path, tmp_path / "out", quiet=True)
+    conv = tree["conv2"].to_dataset()
+    model = load_zoo_subject("digits-cnn").model
+    x = torch.from_numpy(DigitsSet("digits", "test").images(np.arange(100)))
+    with torch.inference_mode():
+        maps = model.conv2(model.conv1(x)).numpy()  # (100, 32, 8, 8)
+    want = {"mean": maps.mean(axis=(2, 3)), "max": maps.max(axis=(2, 3)), "center": maps[:, :, 4, 4], "none": maps.reshape(100, -1)}[reduce]
+    np.testing.assert_allclose(conv["activity"].values[:100], want, rtol=1e-5, atol=1e-6)
+    n = 32 * 64 if reduce == "none" else 32
+    assert conv.sizes["neuroid"] == n and conv.attrs["reduce"] == reduce and conv.attrs["output_shape"] == [32, 8, 8]
+    if reduce == "none":
+        assert conv["neuroid_id"].values[9] == "conv2.0.1.1"
+        assert conv["channel_y"].values[9] == 1 and conv["channel_x"].values[9] == 1
+        assert maps[3, 0, 1, 1] == pytest.approx(conv["activity"].values[3, 9], abs=1e-6)
+    assert tree["fc1"].to_dataset().sizes["neuroid"] == 64
+
+
+def test_repetitions_and_several_sets(write_protocol, tmp_path):
+    images, labels = load_digits_array()
+    np.save(tmp_path / "imgs.npy", images[:10, 0])  # (n, H, W): read as one channel
+    np.save(tmp_path / "labels.npy", labels[:10])
+    text = DIGITS_MLP.replace(
+        "    split: test\n",
+        "    split: test\n  - name: extra\n    kind: npy\n    path: imgs.npy\n    labels: labels.npy\n",
+    ).replace("reduce: mean", "reduce: mean\n  repetitions: 3")
+    tree = neurorecord.run(write_protocol(text), tmp_path / "out", quiet=True)
+    ds = tree["fc1"].to_dataset()
+    assert ds.sizes["presentation"] == 3 * 464
+    assert list(ds["repetition"].values[[0, 463, 464, 3 * 464 - 1]]) == [0, 0, 1, 2]
+    assert ds["stimulus_set"].values[454] == "extra" and ds["stimulus_id"].values[454] == "extra-0"
+    assert np.array_equal(ds["label"].values[454:464], labels[:10])
+    assert np.isnan(ds["digit_index"].values[454]) and ds["digit_index"].values[0] == 0
+    # the npy copies of digits 0..9 give the same activity as the digits set's own images of them
+    plan = PresentationPlan([DigitsSet("all", "all")])
+    direct = load_zoo_subject("digits-mlp").model.fc1(torch.from_numpy(plan.images(0, 10)).flatten(1)).detach().numpy()
+    np.testing.assert_allclose(ds["activity"].values[454:464], direct, rtol=1e-6, atol=1e-6)
+    # each repetition of a deterministic subject repeats the values exactly
+    assert np.array_equal(ds["activity"].values[:464], ds["activity"].values[464:928])
+
+
+def test_output_folder_refusals(write_protocol, tmp_path, digits_run):
+    path, out, _ = digits_run
+    with pytest.raises(StoreError, match="already holds a complete recording of this protocol; use --overwrite"):
+        neurorecord.run(path, out, quiet=True)
+    assert neurorecord.run(path, out, resume=True, quiet=True)["fc1"]["activity"].shape == (454, 100)
+    other = write_protocol(DIGITS_MLP.replace("seed: 0", "seed: 5"), "other.yaml")
+    with pytest.raises(StoreError, match=r"already holds a different run \(protocol 'digits'"):
+        neurorecord.run(other, out, quiet=True)
+    with pytest.raises(StoreError, match="already holds a different run"):
+        neurorecord.run(other, out, resume=True, quiet=True)
+    tree = neurorecord.run(other, out, overwrite=True, quiet=True)
+    assert tree.attrs["seed"] == 5
+    foreign = tmp_path / "papers"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    for flags in [{}, {"overwrite": True}, {"resume": True}]:
+        with pytest.raises(StoreError, match="holds no neurorecord recording"):
+            neurorecord.run(path, foreign, quiet=True, **flags)
+    assert (foreign / "thesis.tex").read_text() == "precious"
+
+
+def test_failed_run_is_incomplete_and_resumes(write_protocol, tmp_path, monkeypatch):
+    path = write_protocol(DIGITS_MLP)
+    reference = neurorecord.run(path, tmp_path / "ref", quiet=True)
+    real_images = PresentationPlan.images
+
+    def failing(self, start, stop):
+        if start >= 300:
+            raise RuntimeError("power cut")
+        return real_images(self, start, stop)
+
+    monkeypatch.setattr(PresentationPlan, "images", failing)
+    with pytest.raises(RuntimeError, match="power cut"):
+        neurorecord.run(path, tmp_path / "out", quiet=True)
+    state = read_run_state(tmp_path / "out")
+    assert not state.complete and state.batches_done == 3 and state.batches_total == 5
+    with pytest.raises(IncompleteRecordingError, match="INCOMPLETE: stage 'recording', 3 of 5 batches written"):
+        neurorecord.open_recording(tmp_path / "out")
+    partial = neurorecord.open_recording(tmp_path / "out", allow_incomplete=True)
+    act = partial["fc1"]["activity"].values
+    assert np.isnan(act[300:]).all() and not np.isnan(act[:300]).any()
+    with pytest.raises(StoreError, match="holds an unfinished recording of this protocol"):
+        neurorecord.run(path, tmp_path / "out", quiet=True)
+    monkeypatch.setattr(PresentationPlan, "images", real_images)
+    done = neurorecord.run(path, tmp_path / "out", resume=True, quiet=True)
+    for region in ["fc1", "fc2", "fc3"]:
+        assert done[region]["activity"].values.tobytes() == reference[region]["activity"].values.tobytes()
+
+
+def test_open_recording_refuses_non_stores(tmp_path):
+    with pytest.raises(StoreError, match="does not exist"):
+        neurorecord.open_recording(tmp_path / "missing")
+    with pytest.raises(StoreError, match="is not a neurorecord store"):
+        neurorecord.open_recording(tmp_path)
+
+
+def test_cuda_asked_without_cuda(write_protocol, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(StoreError, match=r"protocol.yaml:\d+:\d+: record.device: 'cuda' asked for, but torch sees no CUDA device"):
+        neurorecord.run(write_protocol(DIGITS_MLP.replace("reduce: mean", "reduce: mean\n  device: cuda")), tmp_path / "o", quiet=True)
+    assert not (tmp_path / "o").exists()
+
+
+def test_stimulus_errors_name_file_and_field(write_protocol, tmp_path):
+    text = DIGITS_MLP.replace("    split: test\n", "    split: test\n  - name: extra\n    kind: npy\n    path: missing.npy\n")
+    with pytest.raises(neurorecord.NeurorecordError, match=r"protocol.yaml:\d+:\d+: .*missing.npy: stimuli 'extra': path: file not found"):
+        neurorecord.run(write_protocol(text), tmp_path / "o", quiet=True)
+    np.save(tmp_path / "big.npy", np.zeros((4, 3, 16, 16), dtype=np.float32))
+    text = DIGITS_MLP.replace("    split: test\n", "    split: test\n  - name: extra\n    kind: npy\n    path: big.npy\n")
+    with pytest.raises(neurorecord.NeurorecordError, match=r"every set must have the same image shape .* digits: \(1, 8, 8\), extra: \(3, 16, 16\)"):
+        neurorecord.run(write_protocol(text), tmp_path / "o", quiet=True)
+    assert not (tmp_path / "o").exists()
