@@ -236,9 +236,12 @@ def main() -> None:
         print(f"digits MLP: {len(digits)} test digits x {mlp_repetitions} repetitions = "
               f"{len(digits) * mlp_repetitions:,} presentations; regions {', '.join(MLP_REGIONS)}\n")
 
+        load_before = os.getloadavg()[0]
         for round_ in range(repeats + 1):
             measure_round(configs, scratch, keep=round_ > 0)
         report(configs)
+        print(f"\nload average (1 min): {load_before:.2f} at start, {os.getloadavg()[0]:.2f} at end "
+              f"(this benchmark keeps about {torch.get_num_threads()} busy; more means other processes shared the CPUs)")
 
 
 if __name__ == "__main__":

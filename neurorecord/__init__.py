@@ -17,7 +17,15 @@ from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .errors import IncompleteRecordingError, NeurorecordError, ProtocolError, RegionError, StoreError, SubjectError
+from .errors import (
+    IncompleteRecordingError,
+    NeurorecordError,
+    ProtocolError,
+    RegionError,
+    StimulusError,
+    StoreError,
+    SubjectError,
+)
 from .protocol import Protocol, load_protocol
 from .record import open_recording, prepare, run
 
@@ -38,6 +46,7 @@ __all__ = [
     "ProtocolError",
     "SubjectError",
     "RegionError",
+    "StimulusError",
     "StoreError",
     "IncompleteRecordingError",
 ]

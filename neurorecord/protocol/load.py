@@ -157,6 +157,10 @@ def _describe(err: dict[str, Any], data: Any, root: yaml.Node) -> str:
             return f"{pos}: neurorecord: protocol format version must be {FORMAT_VERSION}, found {found!r}"
         hint = did_you_mean(str(found), [e.strip(" '") for e in str(expected).replace(" or ", ",").split(",")])
         return f"{pos}: {path}: expected one of {expected}, found {found!r}{hint}"
+    if kind == "too_short":
+        return f"{pos}: {path}: expected at least {err.get('ctx', {}).get('min_length', 1)} item(s), found none"
+    if kind == "string_pattern_mismatch":
+        return f"{pos}: {path}: expected only letters, digits, '_', '.' and '-' (no spaces), found {found!r}"
     if kind == "value_error":
         msg = msg.removeprefix("Value error, ")
         return f"{pos}: {path or '(top level)'}: {msg}"

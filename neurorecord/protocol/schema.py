@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, field_validator, model_validator
 
 FORMAT_VERSION = 1
 
@@ -98,6 +98,14 @@ class RecordSpec(_Strict):
     )
     repetitions: PositiveInt = Field(1, description="Times each stimulus is presented.")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+
+    @field_validator("regions", mode="before")
+    @classmethod
+    def _numbers_are_names(cls, value: Any) -> Any:
+        """``regions: [0, 2]`` names modules of an nn.Sequential ('0', '2'), as YAML reads them as numbers."""
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
 
     @model_validator(mode="after")
     def _unique_regions(self) -> "RecordSpec":

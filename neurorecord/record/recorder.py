@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 import platform
 import shutil
 import sys
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -28,6 +31,11 @@ import xarray as xr
 import zarr
 from tqdm.auto import tqdm
 from zarr.codecs import BloscCodec
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
 
 from ..errors import NeurorecordError, RegionError, StoreError, SubjectError
 from ..protocol import Protocol, load_protocol
@@ -71,20 +79,25 @@ class Experiment:
         for layout in self.layouts.values():
             nbytes = 4 * len(self.plan) * layout.n_neuroid
             total += nbytes
+            how = f" (reduce: {layout.reduce})" if len(layout.output_shape) > 1 else ""
             lines.append(
                 f"region   {layout.region:<16} {layout.module_type:<12} output {layout.output_shape} -> "
-                f"{layout.n_neuroid} neuroids (reduce: {layout.reduce}), {nbytes / 1e6:.1f} MB"
+                f"{layout.n_neuroid} neuroids{how}, {nbytes / 1e6:.1f} MB"
             )
         lines.append(f"activity {total / 1e6:.1f} MB uncompressed")
         return "\n".join(lines)
 
 
-def _resolve_device(name: str) -> torch.device:
+def _resolve_device(name: str, field: str) -> torch.device:
+    """``auto`` -> cuda if available, else cpu; ``field`` names where ``name`` came from, for errors."""
+    loc = ("record", "device") if field == "record.device" else None
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        raise NeurorecordError(f"{field}: expected auto, cpu, cuda or cuda:N, found {name!r}", loc=loc)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise StoreError(f"record.device: {name!r} asked for, but torch sees no CUDA device; use 'cpu' or 'auto'", loc=("record", "device"))
+        raise NeurorecordError(f"{field}: {name!r} asked for, but torch sees no CUDA device; use 'cpu' or 'auto'", loc=loc)
     return device
 
 
@@ -111,7 +124,7 @@ def prepare(protocol: Protocol | str | os.PathLike[str], device: str | None = No
 
 def _prepare(protocol: Protocol, device: str | None) -> Experiment:
     rec = protocol.record
-    dev = _resolve_device(device or rec.device)
+    dev = _resolve_device(device, "--device") if device else _resolve_device(rec.device, "record.device")
     try:
         subject = build_subject(protocol.subject, protocol.folder)
     except SubjectError as exc:
@@ -191,31 +204,56 @@ def run(
     out = Path(out)
     _check_output(out, protocol, resume, overwrite)
     state = read_run_state(out)
-    if state is not None and state.complete:
+    if resume and state is not None and state.complete:
         return open_recording(out)
-    exp = prepare(protocol, device)
+    exp = prepare(protocol, device)  # everything is checked before anything is deleted or written
     rec = protocol.record
     n_batches = -(-len(exp.plan) // rec.batch_size)
-    if state is None or state.stage == "creating":
-        if out.exists():
-            shutil.rmtree(out)  # empty, or a skeleton of this protocol that was never finished
-        state = RunState(protocol.name, protocol.sha256, "creating", len(exp.plan), rec.batch_size, n_batches, 0)
-        group = zarr.open_group(out, mode="w", zarr_format=3, attributes={**_provenance(exp), RUN_ATTR: asdict(state)})
-        _create_regions(out, exp)
-        state.stage = "recording"
-        write_run_state(group, state)
-    elif state.presentations != len(exp.plan) or state.batch_size != rec.batch_size:
-        raise StoreError(
-            f"{out}: cannot resume: the store was planned for {state.presentations} presentations in batches of "
-            f"{state.batch_size}, the protocol now gives {len(exp.plan)} in batches of {rec.batch_size} "
-            "(did a stimulus file change?); use --overwrite"
-        )
-    else:
-        group = zarr.open_group(out, mode="r+")
-    _record_batches(group, exp, state, quiet)
-    state.stage = "complete"
-    group.attrs.update({"complete": True, "finished": _now(), RUN_ATTR: asdict(state)})
+    out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out):
+        state = read_run_state(out)  # another process may have moved it on meanwhile
+        if state is None or state.stage == "creating" or overwrite:
+            _clear(out)  # empty, ours to replace (--overwrite), or a skeleton that was never finished
+            state = RunState(protocol.name, protocol.sha256, "creating", len(exp.plan), rec.batch_size, n_batches, 0)
+            group = zarr.open_group(out, mode="w", zarr_format=3, attributes={**_provenance(exp), RUN_ATTR: asdict(state)})
+            _create_regions(out, exp)
+            state.stage = "recording"
+            write_run_state(group, state)
+        elif state.presentations != len(exp.plan) or state.batch_size != rec.batch_size:
+            raise StoreError(
+                f"{out}: cannot resume: the store was planned for {state.presentations} presentations in batches of "
+                f"{state.batch_size}, the protocol now gives {len(exp.plan)} in batches of {rec.batch_size} "
+                "(did a stimulus file change?); use --overwrite"
+            )
+        else:
+            group = zarr.open_group(out, mode="r+")
+        if not state.complete:
+            _record_batches(group, exp, state, quiet)
+            state.stage = "complete"
+            group.attrs.update({"complete": True, "finished": _now(), RUN_ATTR: asdict(state)})
     return open_recording(out)
+
+
+@contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold an advisory lock on the store folder, so two processes never write one store."""
+    if fcntl is None:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(f"{out}: another neurorecord process is writing this store; wait for it to end or stop it") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _clear(out: Path) -> None:
+    for entry in out.iterdir():
+        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
 
 def _check_output(out: Path, protocol: Protocol, resume: bool, overwrite: bool) -> None:
@@ -230,7 +268,6 @@ def _check_output(out: Path, protocol: Protocol, resume: bool, overwrite: bool) 
             "neurorecord will not write into or delete it: choose another --out"
         )
     if overwrite:
-        shutil.rmtree(out)
         return
     same = state.protocol_sha256 == protocol.sha256
     if not same:
@@ -333,13 +370,15 @@ def _record_batches(group: zarr.Group, exp: Experiment, state: RunState, quiet: 
     pending: deque[Future[None]] = deque()
     bar = tqdm(total=n, initial=min(state.batches_done * size, n), unit="stim", desc=f"recording {exp.protocol.name}",
                disable=quiet, file=sys.stderr, dynamic_ncols=True)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurorecord-writer") as pool, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(exp.protocol.seed)
+    cuda = [exp.device.index or 0] if exp.device.type == "cuda" else []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurorecord-writer") as pool, torch.random.fork_rng(devices=cuda):
         model_was_training = exp.subject.model.training
         exp.subject.model.eval()
         try:
             for batch in range(state.batches_done, state.batches_total):
                 start, stop = batch * size, min(n, (batch + 1) * size)
+                # each batch its own seed: a resumed run draws exactly what an uninterrupted one would
+                torch.manual_seed(int(np.random.SeedSequence([exp.protocol.seed, batch]).generate_state(1)[0]))
                 x = torch.from_numpy(exp.plan.images(start, stop)).to(exp.device)
                 with torch.inference_mode():
                     outputs = exp.tap(x)

@@ -139,6 +139,12 @@ class RegionTap:
 
 def _unknown_region_message(model: nn.Module, region: str, valid: list[str], script: bool) -> str:
     shown = ", ".join(valid[:80]) + (f", ... ({len(valid) - 80} more)" if len(valid) > 80 else "")
+    if script and not valid:
+        return (
+            f"record.regions: cannot record {region!r}: this TorchScript subject's top module is a compiled "
+            f"{getattr(model, 'original_name', 'module')}, not an nn.Sequential, and TorchScript takes no hooks, so none of "
+            "its modules can be tapped; give the model as an entry point (module:callable) instead"
+        )
     if script and region in {n for n, _ in model.named_modules()}:
         return (
             f"record.regions: region {region!r} is inside a compiled TorchScript module and cannot be tapped "

@@ -93,8 +93,10 @@ def open_recording(path: str | os.PathLike[str], allow_incomplete: bool = False)
     Returns
     -------
     xarray.DataTree
-        One child per region, each with ``activity`` (presentation x neuroid) and its coordinates;
-        provenance in the root's ``attrs``.
+        One child per region (in protocol order), each with ``activity`` (presentation x
+        neuroid, dask-backed) and its coordinates (loaded in memory; ``stimulus_id`` and
+        ``neuroid_id`` are indexed, so ``.sel(neuroid_id="fc1.3")`` works); provenance in the
+        root's ``attrs``.
 
     Raises
     ------
@@ -120,7 +122,20 @@ def open_recording(path: str | os.PathLike[str], allow_incomplete: bool = False)
         raise IncompleteRecordingError(f"{path}: the store skeleton was never finished; re-run with --resume")
     if not state.complete and not allow_incomplete:
         raise IncompleteRecordingError(f"{path}: recording is {state.describe()}; or open it with allow_incomplete=True")
-    return xr.open_datatree(path, engine="zarr", chunks={}, consolidated=False)
+    tree = xr.open_datatree(path, engine="zarr", chunks={}, consolidated=False)
+    regions = [r for r in tree.attrs.get("regions", []) if r in tree.children]
+    order = {f"/{r}": i for i, r in enumerate(regions)}
+    nodes = sorted(tree.subtree, key=lambda node: (order.get("/" + node.path.strip("/").split("/")[0], len(order)), node.path))
+    return xr.DataTree.from_dict({node.path: _with_loaded_coords(node.to_dataset(inherit=False)) for node in nodes})
+
+
+def _with_loaded_coords(ds: xr.Dataset) -> xr.Dataset:
+    """Coordinates in memory (they are small) and label indexes, so groupby/sel work directly."""
+    ds = ds.assign_coords({name: ds[name].variable.load() for name in ds.coords})
+    for label in ("stimulus_id", "neuroid_id"):
+        if label in ds.coords and ds[label].ndim == 1 and ds[label].dims[0] not in ds.indexes:
+            ds = ds.set_xindex(label)
+    return ds
 
 
 def root_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -110,8 +110,11 @@ def _load_state_dict(model: nn.Module, path: Path, entry_point: str) -> None:
         ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise SubjectError(f"{path}: subject.state_dict: expected a mapping of parameter names to tensors, found {type(state).__name__}")
+    if not isinstance(state, dict):
+        raise SubjectError(f"{path}: subject.state_dict: expected a mapping of parameter names to tensors, found a {type(state).__name__}")
+    odd = [f"{k} ({type(v).__name__})" for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if odd:
+        raise SubjectError(f"{path}: subject.state_dict: expected every value to be a tensor; not tensors: {', '.join(odd[:10])}")
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]

@@ -85,7 +85,7 @@ class ZooRecipe:
         return _ARCHITECTURES[self.architecture]()
 
     def sha256(self) -> str:
-        record = {"recipe": asdict(self), "module": repr(self.build()), "split": "digits-every-4th-per-class", "version": 1}
+        record = {"recipe": asdict(self), "module": repr(self.build()), "split": "digits-every-4th-per-class", "training": "single-thread", "version": 2}
         return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 

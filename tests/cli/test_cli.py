@@ -107,3 +107,10 @@ def test_console_script_progress_bar_and_quiet(write_protocol, tmp_path):
 def test_module_entry_point_and_version():
     out = subprocess.run([sys.executable, "-m", "neurorecord.cli.main", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("neurorecord ")
+
+
+def test_bad_device_flag(write_protocol, tmp_path, capsys):
+    path = write_protocol(DIGITS_MLP)
+    err = _fails(capsys, ["run", str(path), "--out", str(tmp_path / "o"), "--device", "gpu"])
+    assert "--device: expected auto, cpu, cuda or cuda:N, found 'gpu'" in err and "protocol.yaml:" not in err
+    assert not (tmp_path / "o").exists()

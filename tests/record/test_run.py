@@ -193,7 +193,7 @@ def test_open_recording_refuses_non_stores(tmp_path):
 def test_cuda_asked_without_cuda(write_protocol, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    with pytest.raises(StoreError, match=r"protocol.yaml:\d+:\d+: record.device: 'cuda' asked for, but torch sees no CUDA device"):
+    with pytest.raises(neurorecord.NeurorecordError, match=r"protocol.yaml:\d+:\d+: record.device: 'cuda' asked for, but torch sees no CUDA device"):
         neurorecord.run(write_protocol(DIGITS_MLP.replace("reduce: mean", "reduce: mean\n  device: cuda")), tmp_path / "o", quiet=True)
     assert not (tmp_path / "o").exists()
 
@@ -207,3 +207,78 @@ def test_stimulus_errors_name_file_and_field(write_protocol, tmp_path):
     with pytest.raises(neurorecord.NeurorecordError, match=r"every set must have the same image shape .* digits: \(1, 8, 8\), extra: \(3, 16, 16\)"):
         neurorecord.run(write_protocol(text), tmp_path / "o", quiet=True)
     assert not (tmp_path / "o").exists()
+
+
+def test_open_recording_gives_usable_labels(digits_run):
+    """Regions in protocol order; coordinates in memory and indexed, so groupby/sel work directly."""
+    _, _, tree = digits_run
+    assert list(tree.children) == ["fc1", "fc2", "fc3"]
+    act = tree["fc2"]["activity"]
+    assert act.chunks is not None  # the data stays lazy
+    by_label = act.groupby("label").mean()
+    assert by_label.dims == ("label", "neuroid") and list(by_label["label"].values) == list(range(10))
+    unit = act.sel(neuroid_id="fc2.7")
+    assert unit.shape == (454,) and np.array_equal(unit.values, act.values[:, 7])
+    assert act.sel(stimulus_id="digits-0004")["label"].item() == 4
+
+
+NOISY_MODEL = """
+import torch
+from torch import nn
+
+class Noisy(nn.Module):
+    def forward(self, x):
+        return x + torch.randn_like(x)
+
+def build():
+    return nn.Sequential(nn.Flatten(), Noisy(), nn.Linear(64, 3))
+"""
+
+
+def test_random_subject_resumes_identically(write_protocol, tmp_path, monkeypatch):
+    """Randomness inside the subject is seeded per batch: resuming draws what an uninterrupted run draws."""
+    (tmp_path / "noisy.py").write_text(NOISY_MODEL)
+    text = DIGITS_MLP.replace("zoo: digits-mlp", "entry_point: 'noisy:build'").replace("[fc1, fc2, fc3]", "['1']")
+    path = write_protocol(text)
+    reference = neurorecord.run(path, tmp_path / "ref", quiet=True)["1"]["activity"].values
+    real_images = PresentationPlan.images
+
+    def failing(self, start, stop):
+        if start >= 200:
+            raise RuntimeError("power cut")
+        return real_images(self, start, stop)
+
+    monkeypatch.setattr(PresentationPlan, "images", failing)
+    with pytest.raises(RuntimeError):
+        neurorecord.run(path, tmp_path / "out", quiet=True)
+    monkeypatch.setattr(PresentationPlan, "images", real_images)
+    resumed = neurorecord.run(path, tmp_path / "out", resume=True, quiet=True)["1"]["activity"].values
+    assert resumed.tobytes() == reference.tobytes()
+    images = DigitsSet("digits", "test").images(np.arange(454)).reshape(454, -1)
+    assert not np.array_equal(reference, images)  # the noise is real
+    other_seed = write_protocol(text.replace("seed: 0", "seed: 1"), "seed1.yaml")
+    assert not np.array_equal(neurorecord.run(other_seed, tmp_path / "s1", quiet=True)["1"]["activity"].values, reference)
+
+
+def test_integer_region_names(write_protocol, tmp_path):
+    (tmp_path / "seq.py").write_text("from torch import nn\ndef build():\n    return nn.Sequential(nn.Flatten(), nn.Linear(64, 4), nn.ReLU())\n")
+    text = DIGITS_MLP.replace("zoo: digits-mlp", "entry_point: 'seq:build'").replace("[fc1, fc2, fc3]", "[1, 2]")
+    tree = neurorecord.run(write_protocol(text), tmp_path / "o", quiet=True)
+    assert list(tree.children) == ["1", "2"] and tree["2"]["neuroid_id"].values[0] == "2.0"
+
+
+def test_concurrent_writer_is_refused(write_protocol, tmp_path):
+    import fcntl
+    import os
+
+    path = write_protocol(DIGITS_MLP)
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = os.open(out, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as another neurorecord process holds it
+    try:
+        with pytest.raises(StoreError, match="another neurorecord process is writing this store"):
+            neurorecord.run(path, out, quiet=True)
+    finally:
+        os.close(fd)
+    assert neurorecord.run(path, out, quiet=True)["fc1"]["activity"].shape == (454, 100)
