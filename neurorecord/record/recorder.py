@@ -47,9 +47,10 @@ from .store import RUN_ATTR, RunState, open_recording, read_run_state, write_run
 
 __all__ = ["Experiment", "prepare", "run", "ACTIVITY_CODEC"]
 
-#: Codec for ``activity`` chunks: LZ4 through Blosc with byte shuffle, chosen for write speed
-#: (rectified activity is full of zeros, so it still compresses well).
-ACTIVITY_CODEC = BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")
+#: Codec for ``activity`` chunks: LZ4 through Blosc with bit shuffle at level 1, chosen for
+#: write speed (about 2-3 GB/s on one core here, against 0.6 GB/s for zstd); rectified activity is
+#: full of zeros and still compresses.
+ACTIVITY_CODEC = BloscCodec(cname="lz4", clevel=1, shuffle="bitshuffle")
 
 _PACKAGES = ("neurorecord", "torch", "numpy", "xarray", "zarr", "dask", "scipy", "scikit-learn", "pydantic", "pyyaml")
 
@@ -357,7 +358,8 @@ def _record_batches(group: zarr.Group, exp: Experiment, state: RunState, quiet: 
     """Record the batches not yet done, writing each (in a background thread) into whole chunks."""
     rec = exp.protocol.record
     n, size = len(exp.plan), rec.batch_size
-    arrays = {r: group[f"{r}/activity"] for r in exp.layouts}
+    # every chunk gets real data, so skip zarr's scan of each chunk for "all fill value"
+    arrays = {r: group[f"{r}/activity"].with_config({"write_empty_chunks": True}) for r in exp.layouts}
     # two reusable host buffers per region: one being filled, one being written
     slots = [{r: np.zeros((size, lay.n_neuroid), dtype=np.float32) for r, lay in exp.layouts.items()} for _ in range(2)]
 
