@@ -28,40 +28,29 @@ import xarray as xr
 import neurorecord
 
 
-def with_loaded_coords(activity: xr.DataArray) -> xr.DataArray:
-    """``activity`` with its (small) coordinates read into memory; the values stay lazy.
-
-    A store opened with :func:`neurorecord.open_recording` is dask-backed, coordinates included,
-    and xarray cannot group by a dask-backed coordinate (it would need its values up front).
-    """
-    return activity.assign_coords({name: coord.compute() for name, coord in activity.coords.items()})
-
-
 def main(argv: list[str]) -> int:
     out = Path(argv[0]) if argv else Path(tempfile.mkdtemp(prefix="neurorecord-")) / "digits"
     neurorecord.run(neurorecord.default_protocol_path(), out, resume=True, quiet=True)
-    tree = neurorecord.open_recording(out)  # lazy: nothing is read until .compute()
-    regions = tree.attrs["regions"]  # protocol order (tree.children may be in another order)
+    tree = neurorecord.open_recording(out)  # activity is lazy: nothing is read until .compute()
+    regions = list(tree.children)  # protocol order, the same as tree.attrs["regions"]
     print(f"recording {out}: {tree.attrs['presentations']} presentations, regions {', '.join(regions)}")
 
     # 1. mean activity per region and digit label: average over units, then over presentations
     per_region = []
-    for region in regions:
-        activity = with_loaded_coords(tree[region]["activity"])
-        per_region.append(activity.mean("neuroid").groupby("label").mean().rename(region))
+    for region, node in tree.children.items():
+        per_region.append(node["activity"].mean("neuroid").groupby("label").mean().rename(region))
     table = xr.merge(per_region).compute().to_dataframe()
     print("\nmean activity per digit label (a.u., mean over presentations and units)")
     print(table.round(3).to_string())
 
     # 2. for each digit, the fc3 unit with the highest mean response to it
-    fc3 = with_loaded_coords(tree["fc3"]["activity"])
+    fc3 = tree["fc3"]["activity"]
     tuning = fc3.groupby("label").mean().compute()  # (label, neuroid): each unit's tuning curve
     best = tuning.argmax("neuroid")  # position along neuroid, per label
     print("\nfc3 unit with the highest mean response to each digit")
     print(f"{'label':>5}  {'neuroid_id':<10}  {'mean response':>13}")
     for label in tuning["label"].values:
-        i = int(best.sel(label=label))
-        unit = tuning.sel(label=label).isel(neuroid=i)
+        unit = tuning.sel(label=label).isel(neuroid=int(best.sel(label=label)))
         print(f"{label:>5}  {str(unit['neuroid_id'].values):<10}  {float(unit):>13.3f}")
     return 0
 

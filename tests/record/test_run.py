@@ -155,19 +155,25 @@ def test_output_folder_refusals(write_protocol, tmp_path, digits_run):
     assert (foreign / "thesis.tex").read_text() == "precious"
 
 
-def test_failed_run_is_incomplete_and_resumes(write_protocol, tmp_path, monkeypatch):
-    path = write_protocol(DIGITS_MLP)
-    reference = neurorecord.run(path, tmp_path / "ref", quiet=True)
+def _run_with_power_cut(monkeypatch, path, out, at: int) -> None:
+    """Run `path` into `out`, failing when presentation `at` is reached, and restore the plan."""
     real_images = PresentationPlan.images
 
     def failing(self, start, stop):
-        if start >= 300:
+        if start >= at:
             raise RuntimeError("power cut")
         return real_images(self, start, stop)
 
     monkeypatch.setattr(PresentationPlan, "images", failing)
     with pytest.raises(RuntimeError, match="power cut"):
-        neurorecord.run(path, tmp_path / "out", quiet=True)
+        neurorecord.run(path, out, quiet=True)
+    monkeypatch.setattr(PresentationPlan, "images", real_images)
+
+
+def test_failed_run_is_incomplete_and_resumes(write_protocol, tmp_path, monkeypatch):
+    path = write_protocol(DIGITS_MLP)
+    reference = neurorecord.run(path, tmp_path / "ref", quiet=True)
+    _run_with_power_cut(monkeypatch, path, tmp_path / "out", at=300)
     state = read_run_state(tmp_path / "out")
     assert not state.complete and state.batches_done == 3 and state.batches_total == 5
     with pytest.raises(IncompleteRecordingError, match="INCOMPLETE: stage 'recording', 3 of 5 batches written"):
@@ -177,7 +183,6 @@ def test_failed_run_is_incomplete_and_resumes(write_protocol, tmp_path, monkeypa
     assert np.isnan(act[300:]).all() and not np.isnan(act[:300]).any()
     with pytest.raises(StoreError, match="holds an unfinished recording of this protocol"):
         neurorecord.run(path, tmp_path / "out", quiet=True)
-    monkeypatch.setattr(PresentationPlan, "images", real_images)
     done = neurorecord.run(path, tmp_path / "out", resume=True, quiet=True)
     for region in ["fc1", "fc2", "fc3"]:
         assert done[region]["activity"].values.tobytes() == reference[region]["activity"].values.tobytes()
@@ -241,17 +246,7 @@ def test_random_subject_resumes_identically(write_protocol, tmp_path, monkeypatc
     text = DIGITS_MLP.replace("zoo: digits-mlp", "entry_point: 'noisy:build'").replace("[fc1, fc2, fc3]", "['1']")
     path = write_protocol(text)
     reference = neurorecord.run(path, tmp_path / "ref", quiet=True)["1"]["activity"].values
-    real_images = PresentationPlan.images
-
-    def failing(self, start, stop):
-        if start >= 200:
-            raise RuntimeError("power cut")
-        return real_images(self, start, stop)
-
-    monkeypatch.setattr(PresentationPlan, "images", failing)
-    with pytest.raises(RuntimeError):
-        neurorecord.run(path, tmp_path / "out", quiet=True)
-    monkeypatch.setattr(PresentationPlan, "images", real_images)
+    _run_with_power_cut(monkeypatch, path, tmp_path / "out", at=200)
     resumed = neurorecord.run(path, tmp_path / "out", resume=True, quiet=True)["1"]["activity"].values
     assert resumed.tobytes() == reference.tobytes()
     images = DigitsSet("digits", "test").images(np.arange(454)).reshape(454, -1)
