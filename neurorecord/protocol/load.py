@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import ProtocolError, did_you_mean
 from .positions import position as _position
-from .schema import FORMAT_VERSION, STIMULUS_KINDS, Protocol, RecordSpec, SubjectSpec
+from .schema import ANALYSIS_KINDS, FORMAT_VERSION, STIMULUS_KINDS, Protocol, RecordSpec, SubjectSpec
 
 __all__ = ["load_protocol", "protocol_from_text"]
 
@@ -106,7 +106,7 @@ def _strip_tags(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     out: list[Any] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and isinstance(part, str) and part not in node and part in STIMULUS_KINDS and node.get("kind") == part:
+        if isinstance(node, dict) and isinstance(part, str) and part not in node and node.get("kind") == part:
             continue
         out.append(part)
         try:
@@ -124,10 +124,11 @@ def _model_at(loc: tuple[Any, ...], data: Any) -> type[BaseModel] | None:
         return SubjectSpec
     if loc == ("record",):
         return RecordSpec
-    if len(loc) == 2 and loc[0] == "stimuli" and isinstance(loc[1], int):
-        sets = data.get("stimuli") if isinstance(data, dict) else None
-        entry = sets[loc[1]] if isinstance(sets, list) and loc[1] < len(sets) else None
-        return STIMULUS_KINDS.get(entry.get("kind")) if isinstance(entry, dict) else None
+    if len(loc) == 2 and loc[0] in ("stimuli", "analyses") and isinstance(loc[1], int):
+        entries = data.get(loc[0]) if isinstance(data, dict) else None
+        entry = entries[loc[1]] if isinstance(entries, list) and loc[1] < len(entries) else None
+        kinds = STIMULUS_KINDS if loc[0] == "stimuli" else ANALYSIS_KINDS
+        return kinds.get(entry.get("kind")) if isinstance(entry, dict) else None
     return None
 
 
@@ -143,12 +144,13 @@ def _describe(err: dict[str, Any], data: Any, root: yaml.Node) -> str:
     pos = _position(root, loc)
     if kind == "missing":
         return f"{pos or _position(root, loc[:-1])}: {path}: required key is missing"
+    kinds, what = (ANALYSIS_KINDS, "analysis") if loc[:1] == ("analyses",) else (STIMULUS_KINDS, "stimulus")
     if kind == "union_tag_invalid":
         found = err.get("ctx", {}).get("tag")
-        valid = ", ".join(sorted(STIMULUS_KINDS))
-        return f"{_position(root, loc + ('kind',))}: {path}.kind: unknown stimulus kind {found!r}{did_you_mean(str(found), STIMULUS_KINDS)}; valid kinds: {valid}"
+        valid = ", ".join(sorted(kinds))
+        return f"{_position(root, loc + ('kind',))}: {path}.kind: unknown {what} kind {found!r}{did_you_mean(str(found), kinds)}; valid kinds: {valid}"
     if kind == "union_tag_not_found":
-        return f"{pos}: {path}: a stimulus set needs 'kind' (one of: {', '.join(sorted(STIMULUS_KINDS))})"
+        return f"{pos}: {path}: an entry of {loc[0]} needs 'kind' (one of: {', '.join(sorted(kinds))})"
     found = err.get("input")
     msg = err["msg"]
     if kind == "literal_error":

@@ -24,6 +24,8 @@ __all__ = [
     "StimulusSpec",
     "RecordSpec",
     "STIMULUS_KINDS",
+    "AnalysisSpec",
+    "ANALYSIS_KINDS",
 ]
 
 
@@ -115,6 +117,97 @@ class RecordSpec(_Strict):
         return self
 
 
+class _AnalysisBase(_Strict):
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Name of the result in the store.")
+    regions: list[str] | Literal["all"] = Field("all", description="Recorded regions to analyse ('all' or a list).")
+    by: str = Field(..., description="Presentation coordinate defining the conditions (e.g. label, orientation).")
+
+    @field_validator("regions", mode="before")
+    @classmethod
+    def _numbers_are_names(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
+
+
+class TuningCurveAnalysis(_AnalysisBase):
+    """Mean, SEM and bootstrap confidence interval per condition and unit."""
+
+    kind: Literal["tuning_curve"]
+    ci: float = Field(0.95, gt=0, lt=1)
+    n_boot: PositiveInt = 1000
+
+
+class UnitTestAnalysis(_AnalysisBase):
+    """A per-unit test across the conditions of ``by``, with FDR (or Bonferroni) over each region's units."""
+
+    kind: Literal["anova", "kruskal", "ttest_ovr", "mannwhitney_ovr"]
+    correction: Literal["fdr_bh", "bonferroni"] = "fdr_bh"
+
+
+class RayleighAnalysis(_AnalysisBase):
+    """Rayleigh test of circular tuning over angles ``by`` (degrees) of the given period."""
+
+    kind: Literal["rayleigh"]
+    period: float = Field(..., gt=0)
+    correction: Literal["fdr_bh", "bonferroni"] = "fdr_bh"
+
+
+class SelectivityAnalysis(_AnalysisBase):
+    """A selectivity index per unit (and per condition for one-vs-rest indices)."""
+
+    kind: Literal["selectivity"]
+    index: Literal["csi", "dprime", "osi", "dsi", "lifetime_sparseness", "population_sparseness", "magnitude"]
+
+
+class VonMisesAnalysis(_AnalysisBase):
+    """Von Mises fit of each unit's tuning over angles ``by`` (degrees) of the given period."""
+
+    kind: Literal["von_mises"]
+    period: float = Field(..., gt=0)
+    two_peaks: bool = False
+
+
+class PopulationAnalysis(_AnalysisBase):
+    """A population: units passing ``test`` at ``q < q_below`` (and ``index > index_above``)."""
+
+    kind: Literal["population"]
+    test: Literal["anova", "kruskal", "ttest_ovr", "mannwhitney_ovr", "rayleigh"]
+    q_below: float = Field(0.05, gt=0, le=1)
+    condition: str | int | float | None = None
+    index: Literal["csi", "dprime", "osi_vector", "osi_ratio", "dsi_vector", "dsi_ratio", "lifetime_sparseness", "magnitude"] | None = None
+    index_above: float | None = None
+    period: float | None = Field(None, gt=0)
+    correction: Literal["fdr_bh", "bonferroni"] = "fdr_bh"
+
+    @model_validator(mode="after")
+    def _complete_rule(self) -> "PopulationAnalysis":
+        if (self.index is None) != (self.index_above is None):
+            raise ValueError("'index' and 'index_above' go together: give both or neither")
+        if (self.test.endswith("_ovr") or self.index == "dprime") and self.condition is None:
+            raise ValueError(f"a one-vs-rest rule ({self.test}) needs 'condition': the level of {self.by!r} it is about")
+        if self.test == "rayleigh" and self.period is None:
+            raise ValueError("the rayleigh test needs 'period' (degrees: 180 for orientation, 360 for direction)")
+        return self
+
+
+AnalysisSpec = Annotated[
+    Union[TuningCurveAnalysis, UnitTestAnalysis, RayleighAnalysis, SelectivityAnalysis, VonMisesAnalysis, PopulationAnalysis],
+    Field(discriminator="kind"),
+]
+ANALYSIS_KINDS: dict[str, type[BaseModel]] = {
+    "tuning_curve": TuningCurveAnalysis,
+    "anova": UnitTestAnalysis,
+    "kruskal": UnitTestAnalysis,
+    "ttest_ovr": UnitTestAnalysis,
+    "mannwhitney_ovr": UnitTestAnalysis,
+    "rayleigh": RayleighAnalysis,
+    "selectivity": SelectivityAnalysis,
+    "von_mises": VonMisesAnalysis,
+    "population": PopulationAnalysis,
+}
+
+
 class Protocol(_Strict):
     """A validated protocol. Build it with :func:`neurorecord.load_protocol`.
 
@@ -129,6 +222,7 @@ class Protocol(_Strict):
     subject: SubjectSpec
     stimuli: list[StimulusSpec] = Field(..., min_length=1)
     record: RecordSpec
+    analyses: list[AnalysisSpec] = Field(default_factory=list, description="Analyses run on the recording; results go under analyses/<region>/<name>.")
 
     _path: Path | None = PrivateAttr(None)
     _text: str = PrivateAttr("")
@@ -140,7 +234,22 @@ class Protocol(_Strict):
         dup = [n for i, n in enumerate(names) if n in names[:i]]
         if dup:
             raise ValueError(f"stimulus set name used twice: {dup[0]!r}")
+        names = [a.name for a in self.analyses]
+        dup = [n for i, n in enumerate(names) if n in names[:i]]
+        if dup:
+            raise ValueError(f"analysis name used twice: {dup[0]!r}")
+        for i, analysis in enumerate(self.analyses):
+            unknown = [r for r in (analysis.regions if analysis.regions != "all" else []) if r not in self.record.regions]
+            if unknown:
+                raise ValueError(
+                    f"analyses[{i}].regions: {unknown[0]!r} is not a recorded region; recorded: {', '.join(self.record.regions)}"
+                )
         return self
+
+    def analysis_regions(self, analysis: BaseModel) -> list[str]:
+        """The recorded regions an analysis entry applies to."""
+        regions = getattr(analysis, "regions")
+        return list(self.record.regions) if regions == "all" else list(regions)
 
     @property
     def path(self) -> Path | None:

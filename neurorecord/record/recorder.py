@@ -37,7 +37,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
-from ..errors import NeurorecordError, RegionError, StoreError, SubjectError
+from ..errors import NeurorecordError, RegionError, StoreError, SubjectError, did_you_mean
 from ..protocol import Protocol, load_protocol
 from ..stimuli import build_stimulus_sets
 from ..subjects import Subject, build_subject
@@ -137,6 +137,15 @@ def _prepare(protocol: Protocol, device: str | None) -> Experiment:
         raise
     subject.model.to(dev)
     plan = PresentationPlan(build_stimulus_sets(protocol), rec.repetitions)
+    if protocol.analyses:
+        names = set(plan.coords())
+        for i, analysis in enumerate(protocol.analyses):
+            if analysis.by not in names:
+                raise NeurorecordError(
+                    f"analyses[{i}].by: {analysis.by!r} is not a presentation coordinate of these stimuli"
+                    f"{did_you_mean(analysis.by, names)}; coordinates: {', '.join(sorted(names))}",
+                    loc=("analyses", i, "by"),
+                )
     tap = RegionTap(subject.model, rec.regions)
     modules = dict(subject.model.named_modules())
     probe = torch.from_numpy(plan.images(0, min(2, len(plan)))).to(dev)
@@ -228,8 +237,12 @@ def run(
             )
         else:
             group = zarr.open_group(out, mode="r+")
-        if not state.complete:
+        if state.stage == "recording":
             _record_batches(group, exp, state, quiet)
+            state.stage = "analysing"
+            write_run_state(group, state)
+        if state.stage == "analysing":
+            _run_analyses(out, exp, quiet)
             state.stage = "complete"
             group.attrs.update({"complete": True, "finished": _now(), RUN_ATTR: asdict(state)})
     return open_recording(out)
@@ -255,6 +268,18 @@ def _exclusive(out: Path) -> Iterator[None]:
 def _clear(out: Path) -> None:
     for entry in out.iterdir():
         shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+
+
+def _run_analyses(out: Path, exp: Experiment, quiet: bool) -> None:
+    """Run the protocol's ``analyses:`` on the recorded store (re-run whole after an interruption)."""
+    if not exp.protocol.analyses:
+        return
+    from ..analysis.runner import run_analyses
+
+    tree = open_recording(out, allow_incomplete=True)
+    for path in run_analyses(exp.protocol, tree, out):
+        if not quiet:
+            print(f"analysis written: {path}", file=sys.stderr)
 
 
 def _check_output(out: Path, protocol: Protocol, resume: bool, overwrite: bool) -> None:

@@ -31,8 +31,8 @@ RUN_ATTR = "run"
 class RunState:
     """Progress of a run, as kept in the root attribute ``run``.
 
-    ``stage`` is ``creating`` (store skeleton being written), ``recording`` or
-    ``complete``; ``batches_done`` batches of ``batch_size`` presentations are on disk.
+    ``stage`` is ``creating`` (store skeleton being written), ``recording``, ``analysing``
+    (the protocol's ``analyses:`` being run) or ``complete``; ``batches_done`` batches of ``batch_size`` presentations are on disk.
     """
 
     protocol_name: str

@@ -1,0 +1,121 @@
+"""Running a protocol's ``analyses:`` on a recording, and reading the results back.
+
+Results are written into the store under ``analyses/<region>/<name>``, one Dataset each,
+with the protocol entry that made it in ``attrs["analysis"]``; they are readable with plain
+xarray (``xr.open_datatree(store, engine="zarr")["analyses/fc2/responsive"]``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from pydantic import BaseModel
+
+from ..protocol.schema import (
+    PopulationAnalysis,
+    Protocol,
+    RayleighAnalysis,
+    SelectivityAnalysis,
+    TuningCurveAnalysis,
+    UnitTestAnalysis,
+    VonMisesAnalysis,
+)
+from ._units import AnalysisError
+from .populations import Population, define_population
+
+__all__ = ["compute_analysis", "run_analyses", "save_analysis", "load_analysis", "load_population", "ANALYSES_NODE"]
+
+#: Root node of the analysis results in a store.
+ANALYSES_NODE = "analyses"
+
+
+def compute_analysis(spec: BaseModel, activity: xr.DataArray, seed: int = 0) -> xr.Dataset:
+    """Compute one protocol analysis entry on one region's activity (presentation x neuroid)."""
+    from . import selectivity, stats, tuning, vonmises
+
+    if isinstance(spec, TuningCurveAnalysis):
+        ds = tuning.tuning_curve(activity, spec.by, ci=spec.ci, n_boot=spec.n_boot, seed=seed)
+    elif isinstance(spec, UnitTestAnalysis):
+        ds = getattr(stats, spec.kind)(activity, spec.by, correction=spec.correction)
+    elif isinstance(spec, RayleighAnalysis):
+        ds = stats.rayleigh(activity, spec.by, period=spec.period, correction=spec.correction)
+    elif isinstance(spec, SelectivityAnalysis):
+        ds = selectivity.selectivity(activity, spec.by, spec.index)
+    elif isinstance(spec, VonMisesAnalysis):
+        ds = vonmises.fit_von_mises(activity, spec.by, period=spec.period, two_peaks=spec.two_peaks)
+    elif isinstance(spec, PopulationAnalysis):
+        ds = define_population(
+            spec.name, activity, test=spec.test, by=spec.by, q_below=spec.q_below, condition=spec.condition,
+            index=spec.index, index_above=spec.index_above, period=spec.period, correction=spec.correction,
+        ).to_dataset()
+    else:  # pragma: no cover - the schema admits no other kind
+        raise TypeError(f"unhandled analysis kind {getattr(spec, 'kind', spec)!r}")
+    ds = ds.copy()
+    ds.attrs["analysis"] = spec.model_dump_json()
+    return ds
+
+
+def save_analysis(store: str | os.PathLike[str], region: str, name: str, result: xr.Dataset) -> None:
+    """Write ``result`` into the store as ``analyses/<region>/<name>`` (replacing an older one)."""
+    result = result.compute()
+    clean = result.copy()
+    clean.attrs = {k: _jsonable(v) for k, v in result.attrs.items()}
+    for var in list(clean.variables):
+        clean[var].attrs = {k: _jsonable(v) for k, v in clean[var].attrs.items()}
+        if clean[var].dtype.kind == "T":  # numpy StringDType -> object, which zarr stores as text
+            clean[var] = clean[var].astype(object)
+    clean = clean.drop_indexes([i for i in clean.indexes if i not in clean.dims])
+    clean.to_zarr(Path(store), group=f"{ANALYSES_NODE}/{region}/{name}", mode="w", zarr_format=3, consolidated=False)
+
+
+def load_analysis(store: str | os.PathLike[str] | xr.DataTree, region: str, name: str) -> xr.Dataset:
+    """Read ``analyses/<region>/<name>`` from a store (path or opened tree), loaded in memory."""
+    tree = store if isinstance(store, xr.DataTree) else xr.open_datatree(Path(store), engine="zarr", consolidated=False)
+    path = f"{ANALYSES_NODE}/{region}/{name}"
+    try:
+        node = tree[path]
+    except KeyError:
+        found = [n.path for n in tree.subtree if n.path.startswith(f"/{ANALYSES_NODE}/") and n.path.count("/") == 3]
+        raise AnalysisError(f"no analysis {path!r} in the store; analyses there: {', '.join(found) or 'none'}") from None
+    return node.to_dataset(inherit=False).load()
+
+
+def load_population(store: str | os.PathLike[str] | xr.DataTree, region: str, name: str) -> Population:
+    """Read a population written by a protocol's ``kind: population`` entry."""
+    return Population.from_dataset(load_analysis(store, region, name))
+
+
+def run_analyses(protocol: Protocol, tree: xr.DataTree, store: str | os.PathLike[str]) -> list[str]:
+    """Run every ``analyses:`` entry of ``protocol`` on ``tree`` and save the results into ``store``.
+
+    Returns the store paths written, in order.
+    """
+    written = []
+    for spec in protocol.analyses:
+        for region in protocol.analysis_regions(spec):
+            result = compute_analysis(spec, tree[region]["activity"], seed=protocol.seed)
+            save_analysis(store, region, spec.name, result)
+            written.append(f"{ANALYSES_NODE}/{region}/{spec.name}")
+    return written
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, float) and np.isnan(value):
+        return "nan"
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        return str(value)
