@@ -18,6 +18,7 @@ __all__ = [
     "RegionError",
     "StoreError",
     "IncompleteRecordingError",
+    "InteropError",
     "did_you_mean",
 ]
 
@@ -52,6 +53,11 @@ class RegionError(NeurorecordError):
 
 class StoreError(NeurorecordError):
     """An output folder or recording store cannot be used as asked."""
+
+
+class InteropError(NeurorecordError):
+    """Outside data cannot be converted: a missing or malformed file, Neo objects without the
+    annotations a recording needs, an argument without units."""
 
 
 class IncompleteRecordingError(StoreError):

@@ -1,0 +1,56 @@
+"""Biological recordings in the recording layout: readers and converters at the package's edge.
+
+Everything here turns data from outside (a published data file, Neo objects) into the same
+``presentation x neuroid [x time_bin]`` layout a model recording has, so every analysis runs on
+both. Units are converted once, here, and written to ``attrs``; nothing in this sub-package needs
+torch.
+
+- :func:`read_ecker2010`: the macaque V1 drifting-grating recording of Ecker et al. (2010), one
+  DataTree node per session;
+- :func:`response_window`: spike count (or rate) in a window after stimulus onset;
+- :func:`from_neo`: trial-aligned ``neo.Segment`` objects to binned spike counts.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import sys
+from importlib import metadata
+
+import xarray as xr
+
+from ..errors import InteropError
+
+__all__ = ["InteropError", "ecker2010_path", "read_ecker2010", "response_window", "from_neo"]
+
+
+def _provenance(converter: str, packages: tuple[str, ...]) -> dict[str, object]:
+    """Attributes shared by every converted recording: who converted it, with what, when."""
+    versions = {}
+    for name in ("neurorecord", *packages):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return {
+        "neurorecord_format": 1,
+        "converter": converter,
+        "packages": versions,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _index_labels(ds: xr.Dataset) -> xr.Dataset:
+    """Index ``stimulus_id`` and ``neuroid_id`` as :func:`neurorecord.open_recording` does, so
+    ``.sel(neuroid_id=...)`` works the same on a converted recording."""
+    for label in ("stimulus_id", "neuroid_id"):
+        if label in ds.coords and ds[label].ndim == 1 and ds[label].dims[0] not in ds.indexes:
+            ds = ds.set_xindex(label)
+    return ds
+
+
+from .ecker2010 import ecker2010_path, read_ecker2010, response_window  # noqa: E402  (needs the helpers above)
+from .neo import from_neo  # noqa: E402
