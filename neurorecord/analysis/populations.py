@@ -133,8 +133,8 @@ def define_population(
     >>> pop.neuroid_ids, pop.rule
     (['a.0'], 'ttest_ovr(by=label, condition=2) q < 0.01 and dprime > 1.0 (fdr_bh)')
     """
-    from . import selectivity as sel
     from . import stats
+    from .selectivity import selectivity
 
     if test not in TESTS:
         raise AnalysisError(f"test: unknown test {test!r}; valid tests: {', '.join(TESTS)}")
@@ -170,8 +170,7 @@ def define_population(
     rule = f"{test}(by={by}" + (f", condition={condition}" if condition is not None else "") + f") q < {q_below}"
     if index is not None:
         kind, var = INDICES[index]
-        kwargs = {"period": period} if kind in ("osi", "dsi") and period is not None else {}
-        values = sel.selectivity(activity, by, kind, **kwargs)[var]
+        values = selectivity(activity, by, kind)[var]
         if by in values.dims:
             values = values.sel({by: _level(values.to_dataset(name=var), by, condition)})
         variables[index] = values

@@ -35,18 +35,21 @@ ANALYSES_NODE = "analyses"
 
 def compute_analysis(spec: BaseModel, activity: xr.DataArray, seed: int = 0) -> xr.Dataset:
     """Compute one protocol analysis entry on one region's activity (presentation x neuroid)."""
-    from . import selectivity, stats, tuning, vonmises
+    from . import stats
+    from .selectivity import selectivity
+    from .tuning import tuning_curve
+    from .vonmises import fit_von_mises
 
     if isinstance(spec, TuningCurveAnalysis):
-        ds = tuning.tuning_curve(activity, spec.by, ci=spec.ci, n_boot=spec.n_boot, seed=seed)
+        ds = tuning_curve(activity, spec.by, ci=spec.ci, n_boot=spec.n_boot, seed=seed)
     elif isinstance(spec, UnitTestAnalysis):
         ds = getattr(stats, spec.kind)(activity, spec.by, correction=spec.correction)
     elif isinstance(spec, RayleighAnalysis):
         ds = stats.rayleigh(activity, spec.by, period=spec.period, correction=spec.correction)
     elif isinstance(spec, SelectivityAnalysis):
-        ds = selectivity.selectivity(activity, spec.by, spec.index)
+        ds = selectivity(activity, spec.by, spec.index)
     elif isinstance(spec, VonMisesAnalysis):
-        ds = vonmises.fit_von_mises(activity, spec.by, period=spec.period, two_peaks=spec.two_peaks)
+        ds = fit_von_mises(activity, spec.by, period=spec.period, two_peaks=spec.two_peaks)
     elif isinstance(spec, PopulationAnalysis):
         ds = define_population(
             spec.name, activity, test=spec.test, by=spec.by, q_below=spec.q_below, condition=spec.condition,

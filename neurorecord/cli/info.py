@@ -47,10 +47,12 @@ def describe_store(path: str | os.PathLike[str]) -> str:
             names = sorted(c for c in ds.coords if ds.coords[c].dims == (dim,))
             lines.append(f"          {dim} coords: {', '.join(names)}")
     if "analyses" in tree.children:
-        for node in tree["analyses"].subtree:
-            if node.has_data:
-                ds = node.to_dataset(inherit=False)
-                what = ", ".join(f"{k}{tuple(ds[k].dims)}" for k in ds.data_vars)
-                extra = f"  rule: {ds.attrs['rule']}, {ds.attrs.get('n_members')} of {ds.attrs.get('n_candidates')} units" if "rule" in ds.attrs else ""
-                lines.append(f"analysis  {node.path.lstrip('/')}: {what}{extra}")
+        regions = list(attrs.get("regions", []))
+        nodes = [n for n in tree["analyses"].subtree if n.has_data]
+        nodes.sort(key=lambda n: (regions.index(n.parent.name) if n.parent.name in regions else len(regions), n.name))
+        for node in nodes:
+            ds = node.to_dataset(inherit=False)
+            what = ", ".join(f"{k}{tuple(ds[k].dims)}" for k in sorted(ds.data_vars))
+            extra = f"  rule: {ds.attrs['rule']}, {ds.attrs.get('n_members')} of {ds.attrs.get('n_candidates')} units" if "rule" in ds.attrs else ""
+            lines.append(f"analysis  {node.path.lstrip('/')}: {what}{extra}")
     return "\n".join(lines)

@@ -131,11 +131,16 @@ def open_recording(path: str | os.PathLike[str], allow_incomplete: bool = False)
 
 def _with_loaded_coords(ds: xr.Dataset) -> xr.Dataset:
     """Coordinates in memory (they are small) and label indexes, so groupby/sel work directly."""
-    ds = ds.assign_coords({name: ds[name].variable.load() for name in ds.coords})
+    ds = ds.assign_coords({name: _plain_strings(ds[name].variable.load()) for name in ds.coords})
     for label in ("stimulus_id", "neuroid_id"):
         if label in ds.coords and ds[label].ndim == 1 and ds[label].dims[0] not in ds.indexes:
             ds = ds.set_xindex(label)
     return ds
+
+
+def _plain_strings(variable: xr.Variable) -> xr.Variable:
+    """Text as object arrays of ``str`` (xarray's usual form) rather than numpy's ``StringDType``."""
+    return variable.astype(object) if variable.dtype.kind == "T" else variable
 
 
 def root_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -1,0 +1,999 @@
+"""Per-unit statistical tests, vectorised over all units at once.
+
+Every test takes a recording's ``activity`` (presentation x neuroid; a ``time_bin`` dim is
+averaged over) and the name ``by`` of a presentation coordinate whose values are the conditions,
+tests every unit in one pass over blocks of unit columns, and returns an ``xarray.Dataset``
+indexed by ``neuroid`` that keeps every neuroid coordinate. It runs the same on a model recording
+and on a biological one (binned spike counts), on numpy or dask-backed activity (an opened
+store), with the same result.
+
+Each p value gets a corrected value ``q`` over the units of its region (Benjamini-Hochberg by
+default, Bonferroni on request: ``correction=``); ``attrs["family"]`` says which tests were
+corrected together.
+
+=======================  ==========================================  ================  =============================
+function                 test                                        statistic          reference implementation
+=======================  ==========================================  ================  =============================
+:func:`anova`            one-way ANOVA across the levels of ``by``   ``F``              ``scipy.stats.f_oneway``
+:func:`kruskal`          Kruskal-Wallis H (ranks, tie-corrected)     ``H``              ``scipy.stats.kruskal``
+:func:`ttest_ovr`        Welch t, each level against the rest        ``t`` (by, neuroid) ``scipy.stats.ttest_ind``
+:func:`mannwhitney_ovr`  Mann-Whitney U, each level against the rest ``U`` (by, neuroid) ``scipy.stats.mannwhitneyu``
+:func:`rayleigh`         Rayleigh test of circular tuning            ``Z``, ``R``       ``pingouin.circ_rayleigh``
+:func:`permutation_test` label shuffles for any per-unit index       ``observed``       ``scipy.stats.permutation_test``
+=======================  ==========================================  ================  =============================
+
+The kernels see float64 blocks (presentation, units) and compute the group sums with one
+matrix product per block (``one_hot @ block``); the rank tests sort all units of a block at once
+(:func:`rank_sums`). Tests agree with their reference per unit to about 1e-12 (relative).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from dask import is_dask_collection
+from scipy import special
+
+from ._units import (
+    BLOCK_BYTES,
+    AnalysisError,
+    Grouping,
+    check_activity,
+    fdr,
+    grouping,
+    map_unit_blocks,
+    unit_dataset,
+)
+
+__all__ = ["anova", "kruskal", "ttest_ovr", "mannwhitney_ovr", "rayleigh", "permutation_test", "rank_sums", "CORRECTIONS"]
+
+#: Multiple-comparison corrections the tests accept (statsmodels ``multipletests`` method names).
+CORRECTIONS = ("fdr_bh", "bonferroni")
+
+#: Rows (presentations) of a block processed together by the ANOVA pass, chosen so that one
+#: slice of rows (x units, float64) stays in cache: about 2 MB.
+_ROW_BYTES = 2 * 2**20
+
+#: Units ranked together by :func:`rank_sums`: their sort keys (units x presentations, int64)
+#: stay in cache for the steps after the sort.
+_RANK_UNITS = 64
+
+#: dtypes whose values are all exactly representable in float32 (ranked through the fast keys).
+_FLOAT32_EXACT = {np.dtype(t) for t in ("float32", "float16", "int8", "uint8", "int16", "uint16", "bool")}
+
+#: Relative tolerance below which a within-group sum of squares is checked for exact constancy.
+_CONSTANT_RTOL = 1e-9
+
+#: Mean resultant length below which a unit has no preferred angle (rounding of balanced responses).
+_NO_DIRECTION = 1e-12
+
+
+
+# --------------------------------------------------------------------------------------------
+# shared helpers
+
+
+def _prepare(activity: xr.DataArray, by: str, correction: str, min_groups: int = 2) -> tuple[xr.DataArray, Grouping]:
+    """Validate the arguments every test shares, before any work."""
+    if not isinstance(by, str):
+        raise AnalysisError(f"by: expected the name of one presentation coordinate (str), found {type(by).__name__}")
+    if correction not in CORRECTIONS:
+        raise AnalysisError(f"correction: expected one of {', '.join(map(repr, CORRECTIONS))}, found {correction!r}")
+    act = check_activity(activity, by)
+    return act, grouping(act, by, min_groups=min_groups)
+
+
+def _attrs(test: str, reference: str, act: xr.DataArray, groups: Grouping, correction: str, family: str,
+           **extra: Any) -> dict:
+    """The attributes every test result carries (JSON-serialisable, so they travel into a store)."""
+    attrs = {
+        "test": test,
+        "reference": reference,
+        "by": groups.by,
+        "levels": groups.levels.tolist(),
+        "n_per_level": groups.counts.tolist(),
+        "n_presentations": int(len(groups.codes)),
+        "correction": correction,
+        "family": family,
+    }
+    attrs.update(extra)
+    units = act.attrs.get("units")
+    if units is not None:
+        attrs["activity_units"] = str(units)
+    return attrs
+
+
+def _one_hot(groups: Grouping) -> np.ndarray:
+    return groups.one_hot()
+
+
+def _map_blocks(kernel: Callable[[np.ndarray], np.ndarray], act: xr.DataArray, n_out: int) -> np.ndarray:
+    """:func:`map_unit_blocks`, with the blocks of a numpy array run in parallel threads.
+
+    A numpy-backed ``activity`` is wrapped in a dask array with the blocks ``map_unit_blocks``
+    would cut (so the results are the same, bit for bit) and computed by dask's threaded
+    scheduler; the kernels release the GIL in numpy. BLAS is limited to one thread meanwhile
+    (the kernels' matrix products are small: several BLAS threads per block only contend).
+    Dask-backed activity goes to ``map_unit_blocks`` as it is, on whatever scheduler is active.
+    """
+    import dask
+
+    n_pres, n_units = act.shape
+    width = max(1, min(n_units, BLOCK_BYTES // (8 * max(n_pres, 1))))
+    with _blas_threads(1):
+        if is_dask_collection(act.data) or n_units <= width:
+            return map_unit_blocks(kernel, act, n_out)
+        with dask.config.set(scheduler="threads"):
+            return map_unit_blocks(kernel, act.chunk({"neuroid": width}), n_out)
+
+
+def _blas_threads(n: int):
+    """Context limiting BLAS to ``n`` threads (a no-op without threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
+
+
+def _constant_groups(block: np.ndarray, cols: np.ndarray, codes: np.ndarray, first: np.ndarray,
+                     one_hot: np.ndarray) -> np.ndarray:
+    """(groups, len(cols)) bool: whether all of a group's values are identical, for columns ``cols``."""
+    sub = block[:, cols]
+    differs = (sub != sub[first[codes]]).astype(np.float64)
+    return (one_hot @ differs) == 0
+
+
+def _first_of_groups(codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """Index of the first presentation of each group."""
+    first = np.full(n_groups, -1)
+    order = np.arange(len(codes))[::-1]
+    first[codes[order]] = order
+    return first
+
+
+# --------------------------------------------------------------------------------------------
+# ANOVA
+
+
+def _anova_kernel(block: np.ndarray, one_hot: np.ndarray, counts: np.ndarray, codes: np.ndarray,
+                  first: np.ndarray) -> np.ndarray:
+    """F and p of a one-way ANOVA for every column of ``block`` (presentation, units)."""
+    n, u = block.shape
+    k = len(counts)
+    mean = block.mean(axis=0)
+    # one pass over the block in slices of rows that stay in cache: centre, group sums (BLAS),
+    # sum of squares
+    rows = int(max(1, min(n, _ROW_BYTES // (8 * max(u, 1)))))
+    buffer = np.empty(rows * u)
+    part = np.empty((k, u))
+    sums = np.zeros((k, u))
+    squares = np.zeros(u)
+    for start in range(0, n, rows):
+        stop = min(n, start + rows)
+        centred = buffer[: (stop - start) * u].reshape(stop - start, u)
+        np.subtract(block[start:stop], mean, out=centred)
+        np.matmul(one_hot[:, start:stop], centred, out=part)
+        sums += part
+        np.multiply(centred, centred, out=centred)
+        squares += centred.sum(axis=0)
+    # the algebra of scipy.stats.f_oneway on data centred by the grand mean
+    normalized = sums.sum(axis=0) ** 2 / n
+    ss_total = squares - normalized
+    ss_between = (sums**2 / counts[:, None]).sum(axis=0) - normalized
+    ss_within = ss_total - ss_between
+    df_between, df_within = k - 1, n - k
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = (ss_between / df_between) / (ss_within / df_within) if df_within > 0 else np.full(u, np.nan)
+    # groups of identical values: F is inf (groups differ) or NaN (all identical), as in scipy
+    candidates = np.flatnonzero(ss_within <= _CONSTANT_RTOL * (squares + n * mean**2))
+    if len(candidates) and df_within > 0:
+        constant = _constant_groups(block, candidates, codes, first, one_hot).all(axis=0)
+        same = (block[:, candidates] == block[0, candidates]).all(axis=0)
+        f[candidates[constant]] = np.inf
+        f[candidates[same]] = np.nan
+    p = special.fdtrc(df_between, df_within, f)
+    return np.stack([f, p])
+
+
+def anova(activity: xr.DataArray, by: str, correction: str = "fdr_bh") -> xr.Dataset:
+    """One-way ANOVA of every unit's response across the conditions ``by``.
+
+    Tests, for each unit separately, whether its mean response differs between the levels of
+    ``by`` (H0: equal means in all conditions), with the F test of a one-way ANOVA. All units are
+    tested at once: the group sums of a block of units come from one matrix product, the sums of
+    squares are computed on data centred by each unit's grand mean (as ``scipy.stats.f_oneway``
+    does), and the result equals ``f_oneway`` per unit to about 1e-12 (relative).
+
+    Parameters
+    ----------
+    activity : xarray.DataArray, dims (presentation, neuroid[, time_bin])
+        Responses (any unit); a ``time_bin`` dim is averaged over. May be dask-backed (an opened
+        recording): it is processed block by block of units.
+    by : str
+        Name of the ``presentation`` coordinate whose values are the conditions (``"label"``,
+        ``"orientation"``); at least two distinct values.
+    correction : {"fdr_bh", "bonferroni"}, default "fdr_bh"
+        Multiple-comparison correction of ``p`` over the units of each region.
+
+    Returns
+    -------
+    xarray.Dataset
+        Indexed by ``neuroid``, with every neuroid coordinate of ``activity``:
+
+        - ``F`` (neuroid): the F statistic, between-condition over within-condition mean square.
+          ``inf`` for a unit whose responses are identical within every condition but differ
+          between conditions, NaN for a unit whose responses are all identical (both as scipy).
+        - ``p`` (neuroid): ``P(F(df_between, df_within) >= F)``; 0 where ``F`` is inf, NaN where
+          ``F`` is NaN (and for units with NaN responses).
+        - ``q`` (neuroid): ``p`` corrected over the units of each region.
+        - ``df_between``, ``df_within`` (scalars): ``n_levels - 1`` and
+          ``n_presentations - n_levels``.
+
+        attrs: ``test``, ``reference``, ``by``, ``levels``, ``n_per_level``,
+        ``n_presentations``, ``correction``, ``family`` (the tests corrected together).
+
+    Raises
+    ------
+    AnalysisError
+        ``activity`` lacks the dims presentation and neuroid, ``by`` is not a presentation
+        coordinate (the message lists those there are) or has fewer than two values, or
+        ``correction`` is not one of :data:`CORRECTIONS`.
+
+    See Also
+    --------
+    kruskal : the rank-based (non-parametric) counterpart.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> rng = np.random.default_rng(0)
+    >>> label = np.repeat([0, 1, 2], 10)
+    >>> x = rng.normal(size=(30, 2)); x[label == 1, 0] += 2     # unit a.0 responds to label 1
+    >>> act = xr.DataArray(x, dims=("presentation", "neuroid"),
+    ...                    coords={"label": ("presentation", label),
+    ...                            "neuroid_id": ("neuroid", ["a.0", "a.1"]), "region": ("neuroid", ["a", "a"])})
+    >>> result = anova(act, "label")
+    >>> result["F"].values.round(2), (result["q"] < 0.05).values
+    (array([13.53,  1.08]), array([ True, False]))
+    >>> int(result["df_between"]), int(result["df_within"])
+    (2, 27)
+    """
+    act, groups = _prepare(activity, by, correction)
+    one_hot = _one_hot(groups)
+    first = _first_of_groups(groups.codes, groups.n_groups)
+
+    def kernel(block: np.ndarray) -> np.ndarray:
+        return _anova_kernel(block, one_hot, groups.counts, groups.codes, first)
+
+    f, p = _map_blocks(kernel, act, 2)
+    q, family = fdr(p, act, correction)
+    n, k = len(groups.codes), groups.n_groups
+    return unit_dataset(
+        act,
+        {"F": (("neuroid",), f), "p": (("neuroid",), p), "q": (("neuroid",), q),
+         "df_between": ((), np.int64(k - 1)), "df_within": ((), np.int64(n - k))},
+        attrs=_attrs("one-way ANOVA (F test)", "scipy.stats.f_oneway", act, groups, correction, family),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# ranks
+
+
+def rank_sums(values: np.ndarray, codes: np.ndarray, n_groups: int,
+              float32_exact: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rank sums per group and tie terms of every column, ranking all columns at once.
+
+    Each column of ``values`` is ranked on its own (1 to n_presentations; tied values get the
+    average of the ranks they span, as ``scipy.stats.rankdata(method="average")``), and the
+    ranks of each group's presentations are summed.
+
+    Parameters
+    ----------
+    values : numpy.ndarray of shape (n_presentations, n_units), float64
+        One column per unit.
+    codes : numpy.ndarray of shape (n_presentations,), int
+        Group of each presentation, in ``range(n_groups)``.
+    n_groups : int
+        Number of groups.
+    float32_exact : bool, default False
+        Promise that every value is exactly a float32 (the activity was float32, or small
+        integers); otherwise each slice of columns is checked. Such values are sorted as float64
+        keys that carry the group code in the 29 low mantissa bits a float32 leaves at zero (the
+        fast path: one sort, no argsort); other columns go through ``argsort``.
+
+    Returns
+    -------
+    sums : numpy.ndarray of shape (n_groups, n_units)
+        Sum of the (average) ranks of each group's presentations. Exact: ranks are half-integers.
+    tie_term : numpy.ndarray of shape (n_units,)
+        ``sum(t**3 - t)`` over the runs of ``t`` tied values (0 without ties), the quantity the
+        tie corrections of Kruskal-Wallis and Mann-Whitney use.
+    has_nan : numpy.ndarray of shape (n_units,), bool
+        Columns with a NaN value (their sums are meaningless).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sums, ties, _ = rank_sums(np.array([[1.0], [2.0], [2.0], [5.0]]), np.array([0, 0, 1, 1]), 2)
+    >>> sums[:, 0], ties       # ranks 1, 2.5, 2.5, 4
+    (array([3.5, 6.5]), array([6.]))
+    """
+    values = np.asarray(values, dtype=np.float64)
+    codes = np.asarray(codes).reshape(-1)
+    n, u = values.shape
+    k = int(n_groups)
+    sums = np.empty((k, u))
+    tie_term = np.empty(u)
+    has_nan = np.empty(u, dtype=bool)
+    if u == 0:
+        return sums, tie_term, has_nan
+    width = int(max(1, min(u, _RANK_UNITS, _LOW_BITS // max(k, 1))))
+    # buffers reused by every slice of columns (no fresh memory is touched per slice)
+    staging = np.empty(n * width)
+    keys = np.empty(width * n)
+    low = np.empty(width * n, np.int64)
+    newrun = np.empty(width * n, bool)
+    # low bits of a key: column-in-slice * k + group code, i.e. the bincount bin of the entry
+    low_words = np.arange(width, dtype=np.int64)[:, None] * k + codes[None, :].astype(np.int64)
+    positions = np.tile(np.arange(1.0, n + 1), width)
+    counts = np.bincount(codes, minlength=k).astype(np.float64)
+    for start in range(0, u, width):
+        stop = min(u, start + width)
+        w = stop - start
+        block = values[:, start:stop]
+        staged = staging[: n * w].reshape(n, w)
+        np.copyto(staged, block)  # read the slice row by row, into cache
+        sorted_keys = keys[: w * n].reshape(w, n)
+        np.copyto(sorted_keys, staged.T)  # one row per unit, presentations along the row
+        sorted_keys += 0.0  # -0.0 -> +0.0: equal values must have equal bits
+        bits = sorted_keys.view(np.int64)
+        if float32_exact or not np.bitwise_and(bits, _LOW_MASK).any():
+            np.bitwise_or(bits, low_words[:w], out=bits)
+            sorted_keys.sort(axis=1)
+            bins = low[: w * n]
+            np.bitwise_and(bits.reshape(-1), _LOW_MASK, out=bins)
+            np.bitwise_and(bits, ~_LOW_MASK, out=bits)  # the value again, for finding ties
+            high = bits
+            # NaN and +-inf (which the low bits turn into NaN) sort last, and the sort may write
+            # them back as the default NaN, losing their bins: redo those columns exactly, and
+            # meanwhile keep their entries in their own column's bins
+            special_rows = np.flatnonzero(np.isnan(sorted_keys[:, -1]))
+            if len(special_rows):
+                bins.reshape(w, n)[special_rows] = (special_rows * k)[:, None]
+        else:
+            high, bins, special_rows = None, None, np.arange(w)
+        nan = np.zeros(w, dtype=bool)
+        if high is not None:
+            s, t = _sum_sorted_ranks(high, bins, counts, w, n, positions[: w * n], newrun)
+        else:
+            s, t = np.empty((k, w)), np.empty(w)
+        if len(special_rows):
+            h, b, nan_rows = _sorted_keys_argsort(block[:, special_rows], low_words[: len(special_rows)])
+            s[:, special_rows], t[special_rows] = _sum_sorted_ranks(
+                h, b, counts, len(special_rows), n, positions[: len(special_rows) * n], newrun)
+            nan[special_rows] = nan_rows
+        sums[:, start:stop] = s
+        tie_term[start:stop] = t
+        has_nan[start:stop] = nan
+    return sums, tie_term, has_nan
+
+
+#: Bits of a float64 mantissa that a float32 value leaves at zero (52 - 23), and their mask.
+_LOW_BITS = 1 << 29
+_LOW_MASK = np.int64(_LOW_BITS - 1)
+
+
+def _sorted_keys_argsort(block: np.ndarray, low_words: np.ndarray) -> tuple:
+    """Sort the columns of ``block`` (any float64) by value with ``argsort``: values, bins, NaN flags."""
+    columns = np.ascontiguousarray(block.T)
+    order = np.argsort(columns, axis=1, kind="stable")
+    high = np.take_along_axis(columns, order, axis=1)
+    bins = np.take_along_axis(low_words, order, axis=1).reshape(-1)
+    nan = np.isnan(high[:, -1])  # argsort puts NaNs last
+    return high, bins, nan
+
+
+def _sum_sorted_ranks(high: np.ndarray, low: np.ndarray, counts: np.ndarray, w: int, n: int,
+                      positions: np.ndarray, newrun_buffer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group rank sums (k, w) and tie terms (w,) from sorted values ``high`` (w, n) and bins ``low``."""
+    size = w * n
+    k = len(counts)
+    newrun = newrun_buffer[:size].reshape(w, n)
+    newrun[:, 0] = True
+    np.not_equal(high[:, 1:], high[:, :-1], out=newrun[:, 1:])
+    flat_new = newrun.reshape(-1)
+    n_runs = int(np.count_nonzero(flat_new))
+    tie_term = np.zeros(w)
+    if n_runs == size:  # no ties: the rank of sorted position s is s + 1
+        sums = np.bincount(low, weights=positions, minlength=w * k)
+    elif 2 * n_runs < size:
+        # many ties (spike counts): average rank of each run of equal values, spread over the run
+        starts = np.flatnonzero(flat_new)
+        lengths = np.diff(starts, append=size)
+        average = np.repeat(starts + (lengths + 1) * 0.5, lengths)  # flat position: + column * n
+        sums = np.bincount(low, weights=average, minlength=w * k)
+        offsets = np.arange(w, dtype=np.float64) * n  # every column holds counts[g] entries of group g
+        sums = (sums.reshape(w, k) - offsets[:, None] * counts[None, :]).reshape(-1)
+        tied = lengths > 1
+        t = lengths[tied].astype(np.float64)
+        tie_term = np.bincount(starts[tied] // n, weights=t * t * t - t, minlength=w)
+    else:
+        # a few ties (float data): plain ranks, then correct the entries of tied runs only
+        sums = np.bincount(low, weights=positions, minlength=w * k)
+        continued = ~flat_new
+        member = continued.copy()
+        member[:-1] |= continued[1:]
+        index = np.flatnonzero(member)
+        firsts = np.flatnonzero(flat_new[index])
+        lengths = np.diff(firsts, append=len(index))
+        starts = index[firsts]
+        shift = np.repeat(starts + (lengths - 1) * 0.5, lengths) - index  # average rank - own rank
+        sums += np.bincount(low[index], weights=shift, minlength=w * k)
+        t = lengths.astype(np.float64)
+        tie_term = np.bincount(starts // n, weights=t * t * t - t, minlength=w)
+    return sums.reshape(w, k).T, tie_term
+
+
+def _rank_kernel_inputs(act: xr.DataArray) -> bool:
+    return np.dtype(act.dtype) in _FLOAT32_EXACT
+
+
+# --------------------------------------------------------------------------------------------
+# Kruskal-Wallis
+
+
+def _kruskal_kernel(block: np.ndarray, codes: np.ndarray, counts: np.ndarray, exact32: bool) -> np.ndarray:
+    n = block.shape[0]
+    sums, tie_term, has_nan = rank_sums(block, codes, len(counts), float32_exact=exact32)
+    ties = 1 - tie_term / (n**3 - n)
+    ssbn = (sums**2 / counts[:, None]).sum(axis=0)
+    # the algebra and operation order of scipy.stats.kruskal
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = 12.0 / (n * (n + 1)) * ssbn - 3 * (n + 1)
+        h /= ties
+    h[(ties == 0) | has_nan] = np.nan
+    p = special.chdtrc(len(counts) - 1, h)
+    return np.stack([h, p])
+
+
+def kruskal(activity: xr.DataArray, by: str, correction: str = "fdr_bh") -> xr.Dataset:
+    """Kruskal-Wallis H test of every unit's response across the conditions ``by``.
+
+    The rank-based counterpart of :func:`anova` (H0: the responses of every condition come from
+    the same distribution), for responses far from normal: spike counts, sparse rectified
+    activations. Each unit's responses are ranked over all presentations (ties get their average
+    rank), and ``H`` is corrected for ties, exactly as ``scipy.stats.kruskal``; the p value is
+    from the chi-squared distribution with ``n_levels - 1`` degrees of freedom. All units of a
+    block are ranked at once (:func:`rank_sums`).
+
+    Parameters
+    ----------
+    activity : xarray.DataArray, dims (presentation, neuroid[, time_bin])
+        Responses (any unit); a ``time_bin`` dim is averaged over. May be dask-backed.
+    by : str
+        Name of the ``presentation`` coordinate whose values are the conditions; at least two
+        distinct values.
+    correction : {"fdr_bh", "bonferroni"}, default "fdr_bh"
+        Multiple-comparison correction of ``p`` over the units of each region.
+
+    Returns
+    -------
+    xarray.Dataset
+        Indexed by ``neuroid``, with every neuroid coordinate of ``activity``:
+
+        - ``H`` (neuroid): the tie-corrected Kruskal-Wallis statistic; NaN for a unit whose
+          responses are all identical (no ranks to compare; scipy gives NaN too) and for units
+          with NaN responses.
+        - ``p`` (neuroid): ``P(chi2(n_levels - 1) >= H)``.
+        - ``q`` (neuroid): ``p`` corrected over the units of each region.
+
+        attrs: as :func:`anova`.
+
+    Raises
+    ------
+    AnalysisError
+        As :func:`anova`.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> rng = np.random.default_rng(0)
+    >>> label = np.repeat([0, 1, 2], 10)
+    >>> counts = rng.poisson(2.0, size=(30, 2)).astype(float)   # spike counts: many ties
+    >>> counts[label == 2, 1] += 4
+    >>> act = xr.DataArray(counts, dims=("presentation", "neuroid"),
+    ...                    coords={"label": ("presentation", label), "neuroid_id": ("neuroid", ["a.0", "a.1"])})
+    >>> result = kruskal(act, "label")
+    >>> result["H"].values.round(2), (result["p"] < 0.001).values
+    (array([ 0.34, 19.42]), array([False,  True]))
+    >>> result.attrs["family"]
+    'fdr_bh over the 2 units of region all'
+    """
+    act, groups = _prepare(activity, by, correction)
+    exact32 = _rank_kernel_inputs(act)
+
+    def kernel(block: np.ndarray) -> np.ndarray:
+        return _kruskal_kernel(block, groups.codes, groups.counts, exact32)
+
+    h, p = _map_blocks(kernel, act, 2)
+    q, family = fdr(p, act, correction)
+    return unit_dataset(
+        act,
+        {"H": (("neuroid",), h), "p": (("neuroid",), p), "q": (("neuroid",), q)},
+        attrs=_attrs("Kruskal-Wallis H test (tie-corrected)", "scipy.stats.kruskal", act, groups, correction, family,
+                     df=int(groups.n_groups - 1)),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# one-vs-rest tests
+
+
+def _welch_kernel(block: np.ndarray, one_hot: np.ndarray, counts: np.ndarray, codes: np.ndarray,
+                  first: np.ndarray) -> np.ndarray:
+    """t and p of Welch's t-test of each group against the rest, for every column."""
+    n, u = block.shape
+    k = len(counts)
+    n1 = counts[:, None].astype(np.float64)
+    n2 = n - n1
+    mean = block.mean(axis=0)
+    centred = block - mean
+    sums = one_hot @ centred
+    means = sums / n1
+    centred -= one_hot.T @ means  # residuals from the group means
+    np.multiply(centred, centred, out=centred)
+    within = one_hot @ centred  # (k, u) sum of squared deviations in each group
+    # groups of identical values have exactly zero variance (the residuals may not be exact)
+    scale = within.sum(axis=0) + (n1 * means**2).sum(axis=0) + n * mean**2
+    candidates = np.flatnonzero((within <= _CONSTANT_RTOL * scale).any(axis=0))
+    if len(candidates):
+        constant = _constant_groups(block, candidates, codes, first, one_hot)
+        sub = within[:, candidates]
+        sub[constant] = 0.0
+        within[:, candidates] = sub
+    # the rest of each group: pooled from the other groups' moments (no cancellation)
+    rest_means = (sums.sum(axis=0) - sums) / n2
+    spread = n1[None, :, :] * (means[None, :, :] - rest_means[:, None, :]) ** 2  # (g, h, u)
+    spread[np.arange(k), np.arange(k)] = 0.0
+    rest_within = (within.sum(axis=0) - within) + spread.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v1 = within / (n1 - 1)
+        v2 = rest_within / (n2 - 1)
+        # scipy.stats.ttest_ind(equal_var=False): _unequal_var_ttest_denom, _ttest_ind_from_stats
+        vn1 = v1 / n1
+        vn2 = v2 / n2
+        df = (vn1 + vn2) ** 2 / (vn1**2 / (n1 - 1) + vn2**2 / (n2 - 1))
+        df = np.where(np.isnan(df), 1.0, df)
+        t = (means - rest_means) / np.sqrt(vn1 + vn2)
+    p = 2 * special.stdtr(df, -np.abs(t))
+    return np.concatenate([t, p])
+
+
+def ttest_ovr(activity: xr.DataArray, by: str, correction: str = "fdr_bh") -> xr.Dataset:
+    """Welch t-test of every unit's response to each condition against all other conditions.
+
+    For each level ``c`` of ``by`` and each unit: are the responses to ``c`` different in mean
+    from the responses to every other condition pooled ("one vs rest"; Welch's t-test, which does
+    not assume equal variances; two-sided)? A positive ``t`` means a larger response to ``c``.
+    Equal per test to ``scipy.stats.ttest_ind(x[c], x[rest], equal_var=False)``.
+
+    Parameters
+    ----------
+    activity : xarray.DataArray, dims (presentation, neuroid[, time_bin])
+        Responses (any unit); a ``time_bin`` dim is averaged over. May be dask-backed.
+    by : str
+        Name of the ``presentation`` coordinate whose values are the conditions; at least two
+        distinct values.
+    correction : {"fdr_bh", "bonferroni"}, default "fdr_bh"
+        Multiple-comparison correction of ``p`` over all conditions and units of each region
+        together (``n_levels * n_units`` tests per region).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``(by, neuroid)``: the condition dim is named after ``by`` and carries the levels as
+        its coordinate; every neuroid coordinate of ``activity`` is kept.
+
+        - ``t`` (by, neuroid): Welch's t of the condition minus the rest. ``+-inf`` where both
+          samples are constant but differ, NaN where all responses are identical or the
+          condition has a single presentation (no variance; as scipy).
+        - ``p`` (by, neuroid): two-sided p value, from Student's t with Welch-Satterthwaite
+          degrees of freedom.
+        - ``q`` (by, neuroid): ``p`` corrected over conditions and units of each region.
+
+        attrs: as :func:`anova`.
+
+    Raises
+    ------
+    AnalysisError
+        As :func:`anova`.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> rng = np.random.default_rng(1)
+    >>> label = np.repeat(["cat", "dog", "car"], 8)
+    >>> x = rng.normal(size=(24, 1)); x[label == "dog"] += 3
+    >>> act = xr.DataArray(x, dims=("presentation", "neuroid"),
+    ...                    coords={"label": ("presentation", label), "neuroid_id": ("neuroid", ["v.7"])})
+    >>> result = ttest_ovr(act, "label")
+    >>> result["t"].dims, result["label"].values.tolist()
+    (('label', 'neuroid'), ['car', 'cat', 'dog'])
+    >>> result["t"].values[:, 0].round(2)      # one vs rest: car and cat respond less than the rest
+    array([-3.26, -2.82, 11.83])
+    >>> ((result["q"] < 0.05) & (result["t"] > 0)).values[:, 0].tolist()    # selective for: larger response
+    [False, False, True]
+    """
+    act, groups = _prepare(activity, by, correction)
+    one_hot = _one_hot(groups)
+    first = _first_of_groups(groups.codes, groups.n_groups)
+    k = groups.n_groups
+
+    def kernel(block: np.ndarray) -> np.ndarray:
+        return _welch_kernel(block, one_hot, groups.counts, groups.codes, first)
+
+    out = _map_blocks(kernel, act, 2 * k)
+    t, p = out[:k], out[k:]
+    q, family = fdr(p, act, correction)
+    dims = (by, "neuroid")
+    return unit_dataset(
+        act, {"t": (dims, t), "p": (dims, p), "q": (dims, q)}, coords={by: (by, groups.levels)},
+        attrs=_attrs("Welch t-test, one condition vs the rest (two-sided)", "scipy.stats.ttest_ind(equal_var=False)",
+                     act, groups, correction, family),
+    )
+
+
+def _mannwhitney_kernel(block: np.ndarray, codes: np.ndarray, counts: np.ndarray, exact32: bool) -> np.ndarray:
+    n = block.shape[0]
+    sums, tie_term, has_nan = rank_sums(block, codes, len(counts), float32_exact=exact32)
+    # the pooled sample of "condition vs rest" is every presentation: the ranks are shared
+    n1 = counts[:, None].astype(np.float64)
+    n2 = n - n1
+    u1 = sums - n1 * (n1 + 1) / 2
+    u2 = n1 * n2 - u1
+    big = np.maximum(u1, u2)
+    # scipy.stats.mannwhitneyu(method="asymptotic", use_continuity=True): _get_mwu_z
+    mu = n1 * n2 / 2
+    s = np.sqrt(n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1))))
+    numerator = big - mu
+    numerator -= 0.5
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = numerator / s
+    p = special.ndtr(-z)
+    p *= 2
+    p = np.clip(p, 0.0, 1.0)
+    u1[:, has_nan] = np.nan
+    p[:, has_nan] = np.nan
+    return np.concatenate([u1, p])
+
+
+def mannwhitney_ovr(activity: xr.DataArray, by: str, correction: str = "fdr_bh") -> xr.Dataset:
+    """Mann-Whitney U test of every unit's response to each condition against all the others.
+
+    The rank-based counterpart of :func:`ttest_ovr`: for each level ``c`` of ``by`` and each
+    unit, do responses to ``c`` tend to be larger or smaller than responses to the other
+    conditions pooled (two-sided)? The p value is the normal approximation with tie and
+    continuity corrections, equal per test to ``scipy.stats.mannwhitneyu(x[c], x[rest],
+    method="asymptotic", use_continuity=True)``. The ranks are computed once per unit over all
+    presentations (:func:`rank_sums`) and serve every condition.
+
+    Parameters
+    ----------
+    activity : xarray.DataArray, dims (presentation, neuroid[, time_bin])
+        Responses (any unit); a ``time_bin`` dim is averaged over. May be dask-backed.
+    by : str
+        Name of the ``presentation`` coordinate whose values are the conditions; at least two
+        distinct values.
+    correction : {"fdr_bh", "bonferroni"}, default "fdr_bh"
+        Multiple-comparison correction of ``p`` over all conditions and units of each region.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``(by, neuroid)``, the condition dim named after ``by`` with the levels as its
+        coordinate; every neuroid coordinate of ``activity`` is kept.
+
+        - ``U`` (by, neuroid): the U statistic of the condition's sample (scipy's ``U1``):
+          the number of (condition, rest) pairs where the condition's response is larger, ties
+          counting 1/2. ``U > n_c * n_rest / 2`` means larger responses to the condition.
+        - ``p`` (by, neuroid): two-sided p value; 1 for a unit whose responses are all identical
+          (as scipy), NaN for units with NaN responses.
+        - ``q`` (by, neuroid): ``p`` corrected over conditions and units of each region.
+
+        attrs: as :func:`anova`.
+
+    Raises
+    ------
+    AnalysisError
+        As :func:`anova`.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> label = np.repeat([0, 1], 5)
+    >>> x = np.array([[1, 2, 2, 3, 4, 5, 6, 6, 7, 9]], dtype=float).T
+    >>> act = xr.DataArray(x, dims=("presentation", "neuroid"), coords={"label": ("presentation", label)})
+    >>> result = mannwhitney_ovr(act, "label")
+    >>> result["U"].values[:, 0], result["p"].values[:, 0].round(4)
+    (array([ 0., 25.]), array([0.0117, 0.0117]))
+    """
+    act, groups = _prepare(activity, by, correction)
+    exact32 = _rank_kernel_inputs(act)
+    k = groups.n_groups
+
+    def kernel(block: np.ndarray) -> np.ndarray:
+        return _mannwhitney_kernel(block, groups.codes, groups.counts, exact32)
+
+    out = _map_blocks(kernel, act, 2 * k)
+    u, p = out[:k], out[k:]
+    q, family = fdr(p, act, correction)
+    dims = (by, "neuroid")
+    return unit_dataset(
+        act, {"U": (dims, u), "p": (dims, p), "q": (dims, q)}, coords={by: (by, groups.levels)},
+        attrs=_attrs("Mann-Whitney U test, one condition vs the rest (two-sided, normal approximation "
+                     "with tie and continuity corrections)",
+                     'scipy.stats.mannwhitneyu(method="asymptotic", use_continuity=True)', act, groups, correction,
+                     family),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Rayleigh
+
+
+def _rayleigh_kernel(block: np.ndarray, directions: np.ndarray, period: float) -> np.ndarray:
+    weight = block.sum(axis=0)
+    negative = block.min(axis=0) < 0
+    c, s = directions @ block  # resultant vector (unnormalised)
+    length = np.hypot(c, s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = length / weight
+        z = weight * r**2
+        # Zar (1999) eq. 27.4, with R_n = n r the resultant length (as pingouin.circ_rayleigh)
+        p = np.exp(np.sqrt(1 + 4 * weight + 4 * np.maximum(weight**2 - length**2, 0.0)) - (1 + 2 * weight))
+    p = np.clip(p, 0.0, 1.0)
+    preferred = np.mod(np.arctan2(s, c), 2 * np.pi) * (period / (2 * np.pi))
+    preferred = np.where(preferred >= period, 0.0, preferred)
+    undefined = ~(weight > 0)
+    for a in (r, z, p, preferred):
+        a[undefined] = np.nan
+    return np.stack([r, z, p, preferred, weight, negative.astype(np.float64)])
+
+
+def rayleigh(activity: xr.DataArray, by: str, period: float, correction: str = "fdr_bh") -> xr.Dataset:
+    """Rayleigh test of circular tuning of every unit over an angle (orientation, direction).
+
+    Each presentation contributes a unit vector at its angle mapped onto the circle,
+    ``2 pi * angle / period``, weighted by the unit's response; the test asks whether the
+    weighted angles are concentrated in one direction (H0: uniform around the circle). With
+    ``n`` the sum of the weights (the total response) and ``R`` the mean resultant length,
+    ``Z = n R**2`` and, with Zar's (1999) correction,
+    ``p = exp(sqrt(1 + 4 n + 4 (n**2 - (n R)**2)) - (1 + 2 n))``, clipped to [0, 1]: the formula of
+    ``pingouin.circ_rayleigh(angles, w=responses)``.
+
+    The weights count observations: the test is exact in spirit for spike counts (each spike an
+    observed angle). For continuous activity (a model's activations, rates) ``n`` depends on the
+    scale of the responses: multiplying a unit's activity by 10 makes ``p`` smaller without
+    changing its tuning. There, test the tuning with :func:`permutation_test` on a scale-free
+    index (the mean resultant length ``R``, or an OSI from :mod:`neurorecord.analysis.selectivity`).
+
+    Parameters
+    ----------
+    activity : xarray.DataArray, dims (presentation, neuroid[, time_bin])
+        Non-negative responses (spike counts, rectified activity). May be dask-backed.
+    by : str
+        Name of the ``presentation`` coordinate holding the angle of each presentation, in
+        degrees; at least two distinct values.
+    period : float
+        Period of the angle in degrees: 180 for orientation, 360 for direction of motion.
+    correction : {"fdr_bh", "bonferroni"}, default "fdr_bh"
+        Multiple-comparison correction of ``p`` over the units of each region.
+
+    Returns
+    -------
+    xarray.Dataset
+        Indexed by ``neuroid``, with every neuroid coordinate of ``activity``:
+
+        - ``R`` (neuroid): mean resultant length in [0, 1], the weighted angles' concentration.
+        - ``Z`` (neuroid): Rayleigh's ``Z = n R**2``.
+        - ``p`` (neuroid): Rayleigh p value (Zar's approximation).
+        - ``q`` (neuroid): ``p`` corrected over the units of each region.
+        - ``preferred`` (neuroid): mean angle in degrees of ``by``, in ``[0, period)``.
+        - ``n`` (neuroid): sum of the weights (the unit's total response).
+
+        ``R``, ``Z``, ``p`` and ``preferred`` are NaN for a unit that never responds (``n = 0``);
+        ``preferred`` is also NaN where ``R`` is 0 (below 1e-12: balanced responses).
+        attrs: as :func:`anova`, plus ``period``.
+
+    Raises
+    ------
+    AnalysisError
+        As :func:`anova`; ``by`` is not numeric; ``period`` is not a positive number; some units
+        have negative responses (the message says how many).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> orientation = np.tile([0.0, 45.0, 90.0, 135.0], 5)
+    >>> counts = np.stack([np.where(orientation == 90, 6.0, 1.0), np.full(20, 3.0)], axis=1)
+    >>> act = xr.DataArray(counts, dims=("presentation", "neuroid"),
+    ...                    coords={"orientation": ("presentation", orientation)})
+    >>> result = rayleigh(act, "orientation", period=180)
+    >>> result["preferred"].values.round(1), result["R"].values.round(3), result["p"].values.round(4)
+    (array([90., nan]), array([0.556, 0.   ]), array([0., 1.]))
+    """
+    act, groups = _prepare(activity, by, correction)
+    if groups.levels.dtype.kind not in "biuf":
+        raise AnalysisError(
+            f"by: the rayleigh test needs numeric angles in degrees; coordinate {by!r} holds values such as "
+            f"{groups.levels[0]!r}"
+        )
+    if isinstance(period, bool) or not isinstance(period, Real) or not np.isfinite(period) or period <= 0:
+        raise AnalysisError(f"period: expected a positive number of degrees (180 or 360), found {period!r}")
+    period = float(period)
+    angles = np.asarray(act.coords[by].values, dtype=np.float64) * (2 * np.pi / period)
+    directions = np.stack([np.cos(angles), np.sin(angles)])
+
+    def kernel(block: np.ndarray) -> np.ndarray:
+        return _rayleigh_kernel(block, directions, period)
+
+    r, z, p, preferred, weight, negative = _map_blocks(kernel, act, 6)
+    n_negative = int(np.count_nonzero(negative))
+    if n_negative:
+        ids = act.coords["neuroid_id"].values[negative.astype(bool)] if "neuroid_id" in act.coords else []
+        example = f" (e.g. {', '.join(map(str, ids[:3]))})" if len(ids) else ""
+        raise AnalysisError(
+            f"activity: the rayleigh test weights angles by responses, which must be non-negative; "
+            f"{n_negative} of {act.sizes['neuroid']} units have negative values{example}. Rectify or shift them, "
+            "or use permutation_test with a tuning index"
+        )
+    preferred = np.where(r > _NO_DIRECTION, preferred, np.nan)  # no preferred angle without a resultant
+    q, family = fdr(p, act, correction)
+    return unit_dataset(
+        act,
+        {"R": (("neuroid",), r), "Z": (("neuroid",), z), "p": (("neuroid",), p), "q": (("neuroid",), q),
+         "preferred": (("neuroid",), preferred), "n": (("neuroid",), weight)},
+        attrs=_attrs("Rayleigh test of circular tuning (Zar's p approximation), responses as weights",
+                     "pingouin.circ_rayleigh(angles, w=responses)", act, groups, correction, family, period=period),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# permutation test
+
+
+def _permutation_kernel(block: np.ndarray, statistic: Callable, codes: np.ndarray, levels: np.ndarray,
+                        n_permutations: int, seed: int) -> np.ndarray:
+    u = block.shape[1]
+
+    def evaluate(c: np.ndarray) -> np.ndarray:
+        value = np.asarray(statistic(block, c, levels), dtype=np.float64)
+        if value.shape != (u,):
+            raise AnalysisError(
+                f"statistic: expected an array of shape (n_units,) = ({u},) from statistic(values, codes, levels), "
+                f"found shape {value.shape}"
+            )
+        return value
+
+    observed = evaluate(codes)
+    # values within 100 float64 epsilons of the observed one count as equal (scipy's rule)
+    threshold = observed - np.abs(observed) * (100 * np.finfo(np.float64).eps)
+    exceed = np.zeros(u)
+    rng = np.random.default_rng(seed)  # every block sees the same permutations
+    for _ in range(n_permutations):
+        exceed += evaluate(rng.permutation(codes)) >= threshold
+    p = (1 + exceed) / (1 + n_permutations)
+    p[np.isnan(observed)] = np.nan
+    return np.stack([observed, p])
+
+
+def permutation_test(activity: xr.DataArray, by: str,
+                     statistic: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+                     n_permutations: int = 1000, seed: int | None = 0, correction: str = "fdr_bh") -> xr.Dataset:
+    """Permutation test of any per-unit index by shuffling the condition labels.
+
+    ``statistic`` computes an index for every unit (a selectivity index, a tuning depth, an F
+    statistic...) from the responses and the condition of each presentation. The conditions are
+    shuffled among the presentations ``n_permutations`` times (the group sizes stay fixed) and the
+    index recomputed; the p value is the fraction of shuffles whose index is at least the
+    observed one::
+
+        p = (1 + #(null >= observed)) / (1 + n_permutations)
+
+    a one-sided test in which *larger means more selective*: pass an index with that orientation
+    (negate one that is not; take the absolute value for a two-sided question). Null values within
+    100 float64 epsilons (relative) of the observed one count as reaching it, as in
+    ``scipy.stats.permutation_test``. The smallest attainable p is ``1 / (1 + n_permutations)``,
+    which bounds the q values after correction: give enough permutations for the number of units.
+    The test makes no assumption on the scale of the responses, so it suits continuous activity
+    where :func:`rayleigh` does not.
+
+    One permutation of the presentations serves all units of a block (and every block sees the
+    same permutations: the result does not depend on the block size, and a seed fixes it).
+
+    Parameters
+    ----------
+    activity : xarray.DataArray, dims (presentation, neuroid[, time_bin])
+        Responses (any unit); a ``time_bin`` dim is averaged over. May be dask-backed.
+    by : str
+        Name of the ``presentation`` coordinate whose values are the conditions.
+    statistic : callable ``(values, codes, levels) -> numpy.ndarray of shape (n_units,)``
+        ``values`` (n_presentations, n_units) float64, one column per unit; ``codes``
+        (n_presentations,) int, the index in ``levels`` of each presentation's condition;
+        ``levels`` the sorted distinct values of ``by``. Must be vectorised over units; e.g. the
+        functions of :data:`neurorecord.analysis.selectivity.INDEX_FUNCTIONS`.
+    n_permutations : int, default 1000
+        Number of label shuffles.
+    seed : int or None, default 0
+        Seed of ``numpy.random.default_rng`` drawing the shuffles; None draws a fresh one (it is
+        recorded in ``attrs["seed"]``).
+    correction : {"fdr_bh", "bonferroni"}, default "fdr_bh"
+        Multiple-comparison correction of ``p`` over the units of each region.
+
+    Returns
+    -------
+    xarray.Dataset
+        Indexed by ``neuroid``, with every neuroid coordinate of ``activity``:
+
+        - ``observed`` (neuroid): the index on the real labels.
+        - ``p`` (neuroid): one-sided permutation p value; NaN where ``observed`` is NaN.
+        - ``q`` (neuroid): ``p`` corrected over the units of each region.
+
+        attrs: as :func:`anova`, plus ``statistic`` (its name), ``n_permutations``, ``seed``,
+        ``alternative`` ("greater").
+
+    Raises
+    ------
+    AnalysisError
+        As :func:`anova`; ``statistic`` is not callable or returns the wrong shape;
+        ``n_permutations`` is not a positive integer.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> rng = np.random.default_rng(0)
+    >>> label = np.repeat([0, 1, 2], 10)
+    >>> x = rng.normal(size=(30, 2)); x[label == 1, 0] += 2
+    >>> act = xr.DataArray(x, dims=("presentation", "neuroid"), coords={"label": ("presentation", label)})
+    >>> def spread(values, codes, levels):          # range of the condition means
+    ...     means = np.stack([values[codes == i].mean(axis=0) for i in range(len(levels))])
+    ...     return means.max(axis=0) - means.min(axis=0)
+    >>> result = permutation_test(act, "label", spread, n_permutations=199, seed=1)
+    >>> result["p"].values
+    array([0.005, 0.365])
+    """
+    act, groups = _prepare(activity, by, correction)
+    if not callable(statistic):
+        raise AnalysisError(
+            f"statistic: expected a function (values, codes, levels) -> (n_units,), found {type(statistic).__name__}"
+        )
+    if isinstance(n_permutations, bool) or not isinstance(n_permutations, Integral) or n_permutations < 1:
+        raise AnalysisError(f"n_permutations: expected a positive integer, found {n_permutations!r}")
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % 2**63)
+    elif isinstance(seed, bool) or not isinstance(seed, Integral):
+        raise AnalysisError(f"seed: expected an integer or None, found {seed!r}")
+    n_permutations, seed = int(n_permutations), int(seed)
+    codes, levels = groups.codes.copy(), groups.levels
+
+    def kernel(block: np.ndarray) -> np.ndarray:
+        return _permutation_kernel(block, statistic, codes, levels, n_permutations, seed)
+
+    observed, p = _map_blocks(kernel, act, 2)
+    q, family = fdr(p, act, correction)
+    name = getattr(statistic, "__qualname__", None) or getattr(statistic, "__name__", None) or repr(statistic)
+    return unit_dataset(
+        act,
+        {"observed": (("neuroid",), observed), "p": (("neuroid",), p), "q": (("neuroid",), q)},
+        attrs=_attrs("permutation test (label shuffles, one-sided: larger is more selective)",
+                     'scipy.stats.permutation_test(permutation_type="independent", alternative="greater")',
+                     act, groups, correction, family, statistic=str(name), n_permutations=n_permutations, seed=seed,
+                     alternative="greater"),
+    )
