@@ -17,6 +17,8 @@ from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     IncompleteRecordingError,
     NeurorecordError,
@@ -27,7 +29,10 @@ from .errors import (
     SubjectError,
 )
 from .protocol import Protocol, load_protocol
-from .record import open_recording, prepare, run
+from .record.store import open_recording
+
+if TYPE_CHECKING:
+    from .record.recorder import prepare, run
 
 try:
     __version__ = version("neurorecord")
@@ -55,3 +60,13 @@ __all__ = [
 def default_protocol_path() -> Path:
     """Path of the embedded default protocol (``digits.yaml``), shipped inside the package."""
     return Path(str(resources.files("neurorecord") / "protocols" / "digits.yaml"))
+
+
+def __getattr__(name: str) -> Any:
+    """``run`` and ``prepare`` import torch: load them on first use, so that reading stores and
+    analysing recordings (biological ones included) never needs torch."""
+    if name in ("run", "prepare"):
+        from .record import recorder
+
+        return getattr(recorder, name)
+    raise AttributeError(f"module 'neurorecord' has no attribute {name!r}")

@@ -39,8 +39,8 @@ import xarray as xr
 from dask import is_dask_collection
 from scipy import special
 
+from . import _units
 from ._units import (
-    BLOCK_BYTES,
     AnalysisError,
     Grouping,
     check_activity,
@@ -124,7 +124,7 @@ def _map_blocks(kernel: Callable[[np.ndarray], np.ndarray], act: xr.DataArray, n
     import dask
 
     n_pres, n_units = act.shape
-    width = max(1, min(n_units, BLOCK_BYTES // (8 * max(n_pres, 1))))
+    width = max(1, min(n_units, _units.BLOCK_BYTES // (8 * max(n_pres, 1))))  # as map_unit_blocks
     with _blas_threads(1):
         if is_dask_collection(act.data) or n_units <= width:
             return map_unit_blocks(kernel, act, n_out)
@@ -357,14 +357,14 @@ def rank_sums(values: np.ndarray, codes: np.ndarray, n_groups: int,
         if float32_exact or not np.bitwise_and(bits, _LOW_MASK).any():
             np.bitwise_or(bits, low_words[:w], out=bits)
             sorted_keys.sort(axis=1)
-            bins = low[: w * n]
-            np.bitwise_and(bits.reshape(-1), _LOW_MASK, out=bins)
-            np.bitwise_and(bits, ~_LOW_MASK, out=bits)  # the value again, for finding ties
-            high = bits
             # NaN and +-inf (which the low bits turn into NaN) sort last, and the sort may write
             # them back as the default NaN, losing their bins: redo those columns exactly, and
             # meanwhile keep their entries in their own column's bins
             special_rows = np.flatnonzero(np.isnan(sorted_keys[:, -1]))
+            bins = low[: w * n]
+            np.bitwise_and(bits.reshape(-1), _LOW_MASK, out=bins)
+            np.bitwise_and(bits, ~_LOW_MASK, out=bits)  # the value again, for finding ties
+            high = bits
             if len(special_rows):
                 bins.reshape(w, n)[special_rows] = (special_rows * k)[:, None]
         else:

@@ -1,23 +1,31 @@
-"""Recording: tapping regions, streaming activity to a zarr store, opening stores."""
+"""Recording: tapping regions, streaming activity to a zarr store, opening stores.
 
-from .plan import PresentationPlan
-from .recorder import ACTIVITY_CODEC, Experiment, prepare, run
-from .regions import RegionLayout, RegionTap, reduce_output, region_layout
+``store`` (opening and describing stores) needs no torch; ``recorder``, ``regions`` and
+``plan`` do, and are imported on first use of their names.
+"""
+
+from typing import Any
+
 from .store import RUN_ATTR, RunState, open_recording, read_run_state, root_attrs
 
-__all__ = [
-    "ACTIVITY_CODEC",
-    "Experiment",
-    "PresentationPlan",
-    "RUN_ATTR",
-    "RegionLayout",
-    "RegionTap",
-    "RunState",
-    "open_recording",
-    "prepare",
-    "read_run_state",
-    "reduce_output",
-    "region_layout",
-    "root_attrs",
-    "run",
-]
+_LAZY = {
+    "ACTIVITY_CODEC": "recorder",
+    "Experiment": "recorder",
+    "prepare": "recorder",
+    "run": "recorder",
+    "PresentationPlan": "plan",
+    "RegionLayout": "regions",
+    "RegionTap": "regions",
+    "reduce_output": "regions",
+    "region_layout": "regions",
+}
+
+__all__ = ["RUN_ATTR", "RunState", "open_recording", "read_run_state", "root_attrs", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
