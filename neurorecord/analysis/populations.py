@@ -167,7 +167,8 @@ def define_population(
             n1, n2 = int(grouped.sum()), int((~grouped).sum())
             passed = passed & (statistic > n1 * n2 / 2)
     variables: dict[str, xr.DataArray] = {"statistic": statistic, "p": p, "q": q}
-    rule = f"{test}(by={by}" + (f", condition={condition}" if condition is not None else "") + f") q < {q_below}"
+    rule = (f"{test}(by={by}" + (f", condition={condition}" if condition is not None else "")
+            + (f", period={period:g}" if period is not None else "") + f") q < {q_below}")
     if index is not None:
         kind, var = INDICES[index]
         values = selectivity(activity, by, kind)[var]
