@@ -32,13 +32,13 @@ def main(argv: list[str]) -> int:
     out = Path(argv[0]) if argv else Path(tempfile.mkdtemp(prefix="neurorecord-")) / "digits"
     neurorecord.run(neurorecord.default_protocol_path(), out, resume=True, quiet=True)
     tree = neurorecord.open_recording(out)  # activity is lazy: nothing is read until .compute()
-    regions = list(tree.children)  # protocol order, the same as tree.attrs["regions"]
+    regions = tree.attrs["regions"]  # the recorded regions, in protocol order (the tree also has "analyses")
     print(f"recording {out}: {tree.attrs['presentations']} presentations, regions {', '.join(regions)}")
 
     # 1. mean activity per region and digit label: average over units, then over presentations
     per_region = []
-    for region, node in tree.children.items():
-        per_region.append(node["activity"].mean("neuroid").groupby("label").mean().rename(region))
+    for region in regions:
+        per_region.append(tree[region]["activity"].mean("neuroid").groupby("label").mean().rename(region))
     table = xr.merge(per_region).compute().to_dataframe()
     print("\nmean activity per digit label (a.u., mean over presentations and units)")
     print(table.round(3).to_string())

@@ -1,4 +1,5 @@
-"""The examples run, and docs/protocol.md documents every schema key with valid examples."""
+"""The examples run, docs/protocol.md documents every schema key with valid examples, and the
+snippets of docs/analysis.md run."""
 
 from __future__ import annotations
 
@@ -13,12 +14,24 @@ import pytest
 import neurorecord
 from neurorecord.cli.main import main
 from neurorecord.protocol import protocol_from_text
-from neurorecord.protocol.schema import STIMULUS_KINDS, DigitsStimuli, NpyStimuli, Protocol, RecordSpec, SubjectSpec
+from neurorecord.interop import ecker2010_path
+from neurorecord.protocol.schema import (
+    ANALYSIS_KINDS,
+    STIMULUS_KINDS,
+    DigitsStimuli,
+    NpyStimuli,
+    Protocol,
+    RecordSpec,
+    SubjectSpec,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 PROTOCOL_DOC = REPO / "docs" / "protocol.md"
-SCHEMA_MODELS = [Protocol, SubjectSpec, DigitsStimuli, NpyStimuli, RecordSpec]
+ANALYSIS_DOC = REPO / "docs" / "analysis.md"
+#: Every schema model a protocol can contain: the fixed sections, then each analysis kind's model.
+SCHEMA_MODELS = [Protocol, SubjectSpec, DigitsStimuli, NpyStimuli, RecordSpec] + list(dict.fromkeys(ANALYSIS_KINDS.values()))
+ECKER_FILE = ecker2010_path() or REPO.parent / "shared" / "data" / "v1-ecker2010" / "data_v1_binned_moving.mat"
 
 
 def test_read_recording_prints_tables(tmp_path: Path) -> None:
@@ -57,6 +70,8 @@ def test_protocol_doc_names_every_schema_key() -> None:
     assert not missing, f"docs/protocol.md does not mention these schema keys in backticks: {missing}"
     kinds = [kind for kind in STIMULUS_KINDS if f"`{kind}`" not in text]
     assert not kinds, f"docs/protocol.md does not document these stimulus kinds: {kinds}"
+    kinds = [kind for kind in ANALYSIS_KINDS if f"`{kind}`" not in text]
+    assert not kinds, f"docs/protocol.md does not document these analysis kinds: {kinds}"
 
 
 def _yaml_blocks(text: str) -> list[str]:
@@ -74,3 +89,43 @@ def test_protocol_doc_yaml_examples_validate() -> None:
     assert len(blocks) >= 8, "expected the protocol page's complete examples"
     for i, block in enumerate(blocks):
         protocol_from_text(block, path=PROTOCOL_DOC.parent / f"protocol.md-example-{i}.yaml")  # raises ProtocolError
+
+
+def _python_blocks(text: str) -> list[str]:
+    return re.findall(r"^```python[ \t]*\n(.*?)^```", text, re.M | re.S)
+
+
+@pytest.mark.slow
+def test_analysis_doc_snippets_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/analysis.md's snippets run in order in one namespace, as a reader would run them.
+
+    The V1 snippets (from the first that reads the Ecker et al. 2010 file to the end of the page)
+    need the data file and are skipped without it; the dask.distributed snippet needs
+    distributed, an optional extra.
+    """
+    blocks = _python_blocks(ANALYSIS_DOC.read_text(encoding="utf-8"))
+    assert len(blocks) >= 10, "expected the analysis page's snippets"
+    monkeypatch.chdir(tmp_path)  # the snippets record into runs/digits
+    if ECKER_FILE.is_file():
+        monkeypatch.setenv("NEURORECORD_ECKER2010", str(ECKER_FILE))
+    try:
+        import distributed  # noqa: F401
+        has_distributed = True
+    except ImportError:
+        has_distributed = False
+    namespace: dict = {"__name__": "analysis_md"}
+    skipped = []
+    for i, block in enumerate(blocks):
+        if "read_ecker2010" in "".join(blocks[: i + 1]) and not ECKER_FILE.is_file():
+            skipped.append(i)
+            continue
+        if "dask.distributed" in block and not has_distributed:
+            skipped.append(i)
+            continue
+        try:
+            exec(compile(block, f"{ANALYSIS_DOC.name}, snippet {i}", "exec"), namespace)
+        except Exception as exc:  # pragma: no cover - the message says which snippet failed
+            raise AssertionError(f"docs/analysis.md snippet {i} failed: {type(exc).__name__}: {exc}\n{block}") from exc
+    if ECKER_FILE.is_file():
+        assert namespace["direction_tuned"].neuroid_ids, "the V1 snippets ran"
+    assert len(namespace["responsive"]) > 0

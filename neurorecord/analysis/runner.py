@@ -47,7 +47,8 @@ def compute_analysis(spec: BaseModel, activity: xr.DataArray, seed: int = 0) -> 
     elif isinstance(spec, RayleighAnalysis):
         ds = stats.rayleigh(activity, spec.by, period=spec.period, correction=spec.correction)
     elif isinstance(spec, SelectivityAnalysis):
-        ds = selectivity(activity, spec.by, spec.index)
+        kwargs = {"negative": spec.negative} if spec.index not in ("dprime", "magnitude") else {}
+        ds = selectivity(activity, spec.by, spec.index, **kwargs)
     elif isinstance(spec, VonMisesAnalysis):
         ds = fit_von_mises(activity, spec.by, period=spec.period, two_peaks=spec.two_peaks)
     elif isinstance(spec, PopulationAnalysis):

@@ -7,6 +7,7 @@ expected and what was found, with a did-you-mean for misspelt keys.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,10 @@ def _describe(err: dict[str, Any], data: Any, root: yaml.Node) -> str:
         return f"{pos}: {path}: expected only letters, digits, '_', '.' and '-' (no spaces), found {found!r}"
     if kind == "value_error":
         msg = msg.removeprefix("Value error, ")
+        inner = re.match(r"([A-Za-z_]+)\[(\d+)\]\.([A-Za-z_]+): ", msg)  # a check on the whole protocol naming its key
+        if not path and inner:
+            key = (inner.group(1), int(inner.group(2)), inner.group(3))
+            return f"{_position(root, key)}: {msg}"
         return f"{pos}: {path or '(top level)'}: {msg}"
     shown = found if not isinstance(found, (dict, list)) else type(found).__name__
     return f"{pos}: {path or '(top level)'}: {msg[0].lower() + msg[1:]}, found {shown!r}"

@@ -158,6 +158,9 @@ class SelectivityAnalysis(_AnalysisBase):
 
     kind: Literal["selectivity"]
     index: Literal["csi", "dprime", "osi", "dsi", "lifetime_sparseness", "population_sparseness", "magnitude"]
+    negative: Literal["raise", "shift", "nan"] = Field(
+        "raise", description="Units with negative condition means (csi, osi, dsi, sparseness): error, shift to >= 0, or NaN."
+    )
 
 
 class VonMisesAnalysis(_AnalysisBase):

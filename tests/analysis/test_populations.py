@@ -143,7 +143,7 @@ def test_protocol_analysis_errors(write_protocol, tmp_path):
     with pytest.raises(neurorecord.NeurorecordError, match=r"protocol.yaml:\d+:\d+: analyses\[0\].by: 'lable' is not a presentation coordinate .*\(did you mean 'label'\?\)"):
         neurorecord.run(write_protocol(bad_by), tmp_path / "o", quiet=True)
     assert not (tmp_path / "o").exists()
-    with pytest.raises(ProtocolError, match=r"analyses\[1\].regions: 'fc9' is not a recorded region; recorded: fc1, fc2, fc3"):
+    with pytest.raises(ProtocolError, match=r"b.yaml:\d+:\d+: analyses\[1\].regions: 'fc9' is not a recorded region; recorded: fc1, fc2, fc3"):
         neurorecord.load_protocol(write_protocol(DIGITS_MLP + ANALYSES.replace("[fc2, fc3]", "[fc2, fc9]"), "b.yaml"))
     with pytest.raises(ProtocolError, match=r"analyses\[2\]: a one-vs-rest rule \(ttest_ovr\) needs 'condition'"):
         neurorecord.load_protocol(write_protocol(DIGITS_MLP + ANALYSES.replace("    condition: 3\n", ""), "c.yaml"))
