@@ -25,7 +25,7 @@ from ..errors import NeurorecordError
 __all__ = ["AnalysisError", "Grouping", "check_activity", "grouping", "map_unit_blocks", "unit_dataset", "fdr", "BLOCK_BYTES"]
 
 #: Target size of one block of units (float64 presentation x units) handed to a kernel.
-BLOCK_BYTES = 64 * 2**20
+BLOCK_BYTES = 16 * 2**20
 
 
 class AnalysisError(NeurorecordError):

@@ -11,26 +11,32 @@ Each p value gets a corrected value ``q`` over the units of its region (Benjamin
 default, Bonferroni on request: ``correction=``); ``attrs["family"]`` says which tests were
 corrected together.
 
-=======================  ==========================================  ================  =============================
-function                 test                                        statistic          reference implementation
-=======================  ==========================================  ================  =============================
-:func:`anova`            one-way ANOVA across the levels of ``by``   ``F``              ``scipy.stats.f_oneway``
-:func:`kruskal`          Kruskal-Wallis H (ranks, tie-corrected)     ``H``              ``scipy.stats.kruskal``
-:func:`ttest_ovr`        Welch t, each level against the rest        ``t`` (by, neuroid) ``scipy.stats.ttest_ind``
-:func:`mannwhitney_ovr`  Mann-Whitney U, each level against the rest ``U`` (by, neuroid) ``scipy.stats.mannwhitneyu``
-:func:`rayleigh`         Rayleigh test of circular tuning            ``Z``, ``R``       ``pingouin.circ_rayleigh``
-:func:`permutation_test` label shuffles for any per-unit index       ``observed``       ``scipy.stats.permutation_test``
-=======================  ==========================================  ================  =============================
+========================  ===========================================  ======================  ==============================
+function                  test                                         statistic               checked against
+========================  ===========================================  ======================  ==============================
+:func:`anova`             one-way ANOVA across the levels of ``by``    ``F`` (neuroid)         ``f_oneway``
+:func:`kruskal`           Kruskal-Wallis H, ranks with ties averaged   ``H`` (neuroid)         ``kruskal``
+:func:`ttest_ovr`         Welch t, each level against the rest         ``t`` (by, neuroid)     ``ttest_ind(equal_var=False)``
+:func:`mannwhitney_ovr`   Mann-Whitney U, each level against the rest  ``U`` (by, neuroid)     ``mannwhitneyu``
+:func:`rayleigh`          Rayleigh test of circular tuning             ``Z``, ``R`` (neuroid)  ``pingouin.circ_rayleigh``
+:func:`permutation_test`  label shuffles, for any per-unit index       ``observed`` (neuroid)  ``permutation_test``
+========================  ===========================================  ======================  ==============================
 
-The kernels see float64 blocks (presentation, units) and compute the group sums with one
-matrix product per block (``one_hot @ block``); the rank tests sort all units of a block at once
-(:func:`rank_sums`). Tests agree with their reference per unit to about 1e-12 (relative).
+(``scipy.stats`` functions unless said.) The kernels see float64 blocks (presentation x units)
+and never loop over units: group sums are matrix products with the one-hot matrix of the
+conditions (``Grouping.one_hot() @ block``), and the rank tests rank all units of a block at once
+(:func:`rank_sums`). The statistics agree with their reference per unit to about 1e-12
+(relative), exactly for the rank tests. Blocks of a numpy array are processed in parallel threads
+(one per CPU; set dask's scheduler to ``"synchronous"`` for one); blocks of a dask array by the
+active dask scheduler.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 from typing import Any
 
@@ -50,7 +56,8 @@ from ._units import (
     unit_dataset,
 )
 
-__all__ = ["anova", "kruskal", "ttest_ovr", "mannwhitney_ovr", "rayleigh", "permutation_test", "rank_sums", "CORRECTIONS"]
+__all__ = ["anova", "kruskal", "ttest_ovr", "mannwhitney_ovr", "rayleigh", "permutation_test", "rank_sums",
+           "CORRECTIONS"]
 
 #: Multiple-comparison corrections the tests accept (statsmodels ``multipletests`` method names).
 CORRECTIONS = ("fdr_bh", "bonferroni")
@@ -71,7 +78,6 @@ _CONSTANT_RTOL = 1e-9
 
 #: Mean resultant length below which a unit has no preferred angle (rounding of balanced responses).
 _NO_DIRECTION = 1e-12
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,28 +114,39 @@ def _attrs(test: str, reference: str, act: xr.DataArray, groups: Grouping, corre
     return attrs
 
 
-def _one_hot(groups: Grouping) -> np.ndarray:
-    return groups.one_hot()
-
-
 def _map_blocks(kernel: Callable[[np.ndarray], np.ndarray], act: xr.DataArray, n_out: int) -> np.ndarray:
     """:func:`map_unit_blocks`, with the blocks of a numpy array run in parallel threads.
 
-    A numpy-backed ``activity`` is wrapped in a dask array with the blocks ``map_unit_blocks``
-    would cut (so the results are the same, bit for bit) and computed by dask's threaded
-    scheduler; the kernels release the GIL in numpy. BLAS is limited to one thread meanwhile
-    (the kernels' matrix products are small: several BLAS threads per block only contend).
-    Dask-backed activity goes to ``map_unit_blocks`` as it is, on whatever scheduler is active.
+    A numpy-backed ``activity`` is cut into the blocks of units ``map_unit_blocks`` would cut
+    (so the results are the same, bit for bit), each handed to ``map_unit_blocks`` in a pool of
+    one thread per CPU; the kernels spend their time in numpy calls that release the GIL. A dask
+    ``scheduler`` set to ``"synchronous"`` in ``dask.config`` runs them one by one. BLAS is
+    limited to one thread meanwhile (the kernels' matrix products are small: several BLAS
+    threads per block only contend). Dask-backed activity goes to ``map_unit_blocks`` as it is,
+    computed by whatever scheduler is active.
     """
     import dask
 
     n_pres, n_units = act.shape
     width = max(1, min(n_units, _units.BLOCK_BYTES // (8 * max(n_pres, 1))))  # as map_unit_blocks
+    serial = dask.config.get("scheduler", None) in ("sync", "synchronous", "single-threaded")
+    n_threads = 1 if serial else min(_n_cpus(), -(-n_units // width))
     with _blas_threads(1):
-        if is_dask_collection(act.data) or n_units <= width:
+        if is_dask_collection(act.data) or n_threads == 1:
             return map_unit_blocks(kernel, act, n_out)
-        with dask.config.set(scheduler="threads"):
-            return map_unit_blocks(kernel, act.chunk({"neuroid": width}), n_out)
+
+        def run(start: int) -> np.ndarray:
+            return map_unit_blocks(kernel, act.isel(neuroid=slice(start, start + width)), n_out)
+
+        with ThreadPoolExecutor(n_threads) as pool:
+            return np.concatenate(list(pool.map(run, range(0, n_units, width))), axis=1)
+
+
+def _n_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
 
 
 def _blas_threads(n: int):
@@ -166,10 +183,12 @@ def _anova_kernel(block: np.ndarray, one_hot: np.ndarray, counts: np.ndarray, co
     """F and p of a one-way ANOVA for every column of ``block`` (presentation, units)."""
     n, u = block.shape
     k = len(counts)
-    mean = block.mean(axis=0)
     # one pass over the block in slices of rows that stay in cache: centre, group sums (BLAS),
-    # sum of squares
+    # sum of squares. The centre is the mean of the first slice, the grand mean to within its
+    # standard error: scipy's correction term (sum of the centred values)**2 / n below makes the
+    # sums of squares those about the grand mean, as stable, without a pass to compute it first.
     rows = int(max(1, min(n, _ROW_BYTES // (8 * max(u, 1)))))
+    mean = block[:rows].mean(axis=0)
     buffer = np.empty(rows * u)
     part = np.empty((k, u))
     sums = np.zeros((k, u))
@@ -206,9 +225,10 @@ def anova(activity: xr.DataArray, by: str, correction: str = "fdr_bh") -> xr.Dat
 
     Tests, for each unit separately, whether its mean response differs between the levels of
     ``by`` (H0: equal means in all conditions), with the F test of a one-way ANOVA. All units are
-    tested at once: the group sums of a block of units come from one matrix product, the sums of
-    squares are computed on data centred by each unit's grand mean (as ``scipy.stats.f_oneway``
-    does), and the result equals ``f_oneway`` per unit to about 1e-12 (relative).
+    tested at once: the group sums of a block of units come from matrix products, the sums of
+    squares are computed on centred data with the algebra of ``scipy.stats.f_oneway`` (centred by
+    a provisional mean, that of the first presentations, corrected exactly to the grand mean), and
+    the result equals ``f_oneway`` per unit to about 1e-12 (relative).
 
     Parameters
     ----------
@@ -265,7 +285,7 @@ def anova(activity: xr.DataArray, by: str, correction: str = "fdr_bh") -> xr.Dat
     (2, 27)
     """
     act, groups = _prepare(activity, by, correction)
-    one_hot = _one_hot(groups)
+    one_hot = groups.one_hot()
     first = _first_of_groups(groups.codes, groups.n_groups)
 
     def kernel(block: np.ndarray) -> np.ndarray:
@@ -303,10 +323,18 @@ def rank_sums(values: np.ndarray, codes: np.ndarray, n_groups: int,
     n_groups : int
         Number of groups.
     float32_exact : bool, default False
-        Promise that every value is exactly a float32 (the activity was float32, or small
-        integers); otherwise each slice of columns is checked. Such values are sorted as float64
-        keys that carry the group code in the 29 low mantissa bits a float32 leaves at zero (the
-        fast path: one sort, no argsort); other columns go through ``argsort``.
+        Promise that every value is exactly a float32 (the activity was float32); otherwise each
+        slice of columns is checked.
+
+    Notes
+    -----
+    Columns are ranked 64 at a time, in one of three ways, all exact:
+
+    - small integers (spike counts: a range below 4096): by counting, one histogram of
+      (column, group, value), no sort;
+    - values that are exactly float32 (model activity): one ``sort`` of float64 keys that carry
+      the column and group in the 29 low mantissa bits a float32 leaves at zero, no ``argsort``;
+    - anything else (float64 values, NaN, infinities): ``argsort``.
 
     Returns
     -------
@@ -342,6 +370,7 @@ def rank_sums(values: np.ndarray, codes: np.ndarray, n_groups: int,
     newrun = np.empty(width * n, bool)
     # low bits of a key: column-in-slice * k + group code, i.e. the bincount bin of the entry
     low_words = np.arange(width, dtype=np.int64)[:, None] * k + codes[None, :].astype(np.int64)
+    bases = np.ascontiguousarray(low_words.T)  # (n, width), for counting
     positions = np.tile(np.arange(1.0, n + 1), width)
     counts = np.bincount(codes, minlength=k).astype(np.float64)
     for start in range(0, u, width):
@@ -349,13 +378,20 @@ def rank_sums(values: np.ndarray, codes: np.ndarray, n_groups: int,
         w = stop - start
         block = values[:, start:stop]
         staged = staging[: n * w].reshape(n, w)
-        np.copyto(staged, block)  # read the slice row by row, into cache
-        sorted_keys = keys[: w * n].reshape(w, n)
-        np.copyto(sorted_keys, staged.T)  # one row per unit, presentations along the row
-        sorted_keys += 0.0  # -0.0 -> +0.0: equal values must have equal bits
-        bits = sorted_keys.view(np.int64)
-        if float32_exact or not np.bitwise_and(bits, _LOW_MASK).any():
-            np.bitwise_or(bits, low_words[:w], out=bits)
+        # read the slice row by row, into cache; + 0.0 turns -0.0 into +0.0 (equal values must
+        # have equal bits)
+        np.add(block, 0.0, out=staged)
+        counted = _integer_rank_sums(staged, bases[:, :w], k)
+        if counted is not None:  # small integers (spike counts): histograms, no sort
+            sums[:, start:stop], tie_term[start:stop] = counted
+            has_nan[start:stop] = False
+            continue
+        staged_bits = staged.view(np.int64)
+        if float32_exact or not np.bitwise_and(staged_bits, _LOW_MASK).any():
+            sorted_keys = keys[: w * n].reshape(w, n)
+            bits = sorted_keys.view(np.int64)
+            # transpose (one row per unit, presentations along the row) and add the bins
+            np.bitwise_or(staged_bits.T, low_words[:w], out=bits)
             sorted_keys.sort(axis=1)
             # NaN and +-inf (which the low bits turn into NaN) sort last, and the sort may write
             # them back as the default NaN, losing their bins: redo those columns exactly, and
@@ -388,6 +424,48 @@ def rank_sums(values: np.ndarray, codes: np.ndarray, n_groups: int,
 #: Bits of a float64 mantissa that a float32 value leaves at zero (52 - 23), and their mask.
 _LOW_BITS = 1 << 29
 _LOW_MASK = np.int64(_LOW_BITS - 1)
+
+
+#: Largest range of integer values ranked by counting (``max - min + 1``), and largest histogram.
+_COUNT_RANGE = 4096
+_COUNT_BINS = 1 << 22
+_TWO_52 = 2.0**52
+_TWO_52_BITS = np.int64(np.array(_TWO_52).view(np.int64))
+
+
+def _integer_rank_sums(staged: np.ndarray, bases: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Rank sums and tie terms of columns of small integers (spike counts) by counting; None if not.
+
+    ``staged`` (n, w) values; ``bases`` (n, w) the bin of each entry, column * k + group. With
+    ``c[v, g]`` the number of presentations of group ``g`` with value ``v`` and ``t[v]`` its sum
+    over groups, the average rank of value ``v`` is ``sum(t[:v]) + (t[v] + 1) / 2``: one histogram
+    (a ``bincount``) replaces the sort.
+    """
+    n, w = staged.shape
+    first = staged[0]
+    if not np.array_equal(first, np.rint(first)):  # continuous data: leave at once
+        return None
+    low = staged.min(axis=0)
+    span = staged.max(axis=0) - low
+    if not np.all(span < _COUNT_RANGE):  # also False with NaN or infinities
+        return None
+    n_values = int(span.max()) + 1
+    if w * k * n_values > _COUNT_BINS:
+        return None
+    shifted = np.subtract(staged, low)
+    rounded = shifted + _TWO_52  # exact for integers below 2**52, which land in the low mantissa bits
+    if not np.equal(rounded - _TWO_52, shifted).all():  # not all integers
+        return None
+    values = rounded.view(np.int64)
+    values -= _TWO_52_BITS
+    values *= w * k
+    values += bases  # the bin: value * w * k + column * k + group
+    histogram = np.bincount(values.reshape(-1), minlength=n_values * w * k).reshape(n_values, w, k)
+    totals = histogram.sum(axis=2)  # (n_values, w)
+    average = np.cumsum(totals, axis=0) - totals + (totals + 1) * 0.5
+    sums = np.einsum("vck,vc->kc", histogram, average)
+    t = totals.astype(np.float64)
+    return sums, (t * t * t - t).sum(axis=0)
 
 
 def _sorted_keys_argsort(block: np.ndarray, low_words: np.ndarray) -> tuple:
@@ -560,9 +638,15 @@ def _welch_kernel(block: np.ndarray, one_hot: np.ndarray, counts: np.ndarray, co
         within[:, candidates] = sub
     # the rest of each group: pooled from the other groups' moments (no cancellation)
     rest_means = (sums.sum(axis=0) - sums) / n2
-    spread = n1[None, :, :] * (means[None, :, :] - rest_means[:, None, :]) ** 2  # (g, h, u)
-    spread[np.arange(k), np.arange(k)] = 0.0
-    rest_within = (within.sum(axis=0) - within) + spread.sum(axis=1)
+    # sum over h != g of within_h + n_h (mean_h - rest_mean_g)**2, one condition g at a time
+    rest_within = np.empty((k, u))
+    for g in range(k):
+        d = means - rest_means[g]
+        d *= d
+        d *= n1
+        d += within
+        d[g] = 0.0
+        rest_within[g] = d.sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         v1 = within / (n1 - 1)
         v2 = rest_within / (n2 - 1)
@@ -632,7 +716,7 @@ def ttest_ovr(activity: xr.DataArray, by: str, correction: str = "fdr_bh") -> xr
     [False, False, True]
     """
     act, groups = _prepare(activity, by, correction)
-    one_hot = _one_hot(groups)
+    one_hot = groups.one_hot()
     first = _first_of_groups(groups.codes, groups.n_groups)
     k = groups.n_groups
 
@@ -833,7 +917,7 @@ def rayleigh(activity: xr.DataArray, by: str, period: float, correction: str = "
     if groups.levels.dtype.kind not in "biuf":
         raise AnalysisError(
             f"by: the rayleigh test needs numeric angles in degrees; coordinate {by!r} holds values such as "
-            f"{groups.levels[0]!r}"
+            f"{groups.levels[0].item()!r}"
         )
     if isinstance(period, bool) or not isinstance(period, Real) or not np.isfinite(period) or period <= 0:
         raise AnalysisError(f"period: expected a positive number of degrees (180 or 360), found {period!r}")
@@ -928,7 +1012,9 @@ def permutation_test(activity: xr.DataArray, by: str,
         ``values`` (n_presentations, n_units) float64, one column per unit; ``codes``
         (n_presentations,) int, the index in ``levels`` of each presentation's condition;
         ``levels`` the sorted distinct values of ``by``. Must be vectorised over units; e.g. the
-        functions of :data:`neurorecord.analysis.selectivity.INDEX_FUNCTIONS`.
+        functions of :data:`neurorecord.analysis.selectivity.INDEX_FUNCTIONS`. It is called
+        ``n_permutations + 1`` times per block of units, from several threads at once (blocks
+        run in parallel): it must not modify its arguments or shared state.
     n_permutations : int, default 1000
         Number of label shuffles.
     seed : int or None, default 0

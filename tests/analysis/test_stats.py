@@ -33,6 +33,9 @@ def make_activity(n_presentations: int, n_units: int, n_levels: int, kind: str, 
         x = np.maximum(rng.normal(size=(n_presentations, n_units)), 0.0)
     elif kind == "offset":  # large mean, small spread: needs the centring
         x = 1e4 + rng.normal(size=(n_presentations, n_units))
+    elif kind == "sorted":  # presentations in condition order, strong condition effects on a large mean
+        codes = np.sort(codes)
+        x = 1e5 + 30.0 * codes[:, None] * rng.normal(size=n_units) + rng.normal(size=(n_presentations, n_units))
     else:
         raise ValueError(kind)
     x[:, 0] = 3.0
@@ -60,6 +63,7 @@ CASES = {
     "counts-float32-wide": dict(n_presentations=60, n_units=150, n_levels=5, kind="counts"),
     "relu": dict(n_presentations=80, n_units=25, n_levels=6, kind="relu", dtype=np.float64),
     "offset-float64": dict(n_presentations=70, n_units=12, n_levels=3, kind="offset", dtype=np.float64),
+    "sorted-selective": dict(n_presentations=90, n_units=12, n_levels=4, kind="sorted", dtype=np.float64),
     "two-groups": dict(n_presentations=31, n_units=9, n_levels=2, kind="normal", dtype=np.float64),
 }
 
@@ -155,6 +159,17 @@ def test_rank_sums_match_rankdata():
         _, t = np.unique(values[:, j], return_counts=True)
         assert tie_term[j] == (t**3 - t).sum(), j
     assert has_nan.tolist() == [j == 70 for j in range(u)]
+    # integers only (spike counts, negatives, -0.0, a wide range): ranked by counting, not sorting
+    counts = rng.poisson(2.0, size=(n, u)).astype(np.float64) - 1.0
+    counts[::3, 6] = -0.0
+    counts[:, 7] = rng.integers(-5000, 5000, size=n)  # range too wide to count: sorted
+    sums, tie_term, has_nan = stats.rank_sums(counts, codes, k)
+    for j in range(u):
+        ranks = scipy.stats.rankdata(counts[:, j])
+        np.testing.assert_array_equal(sums[:, j], [ranks[codes == g].sum() for g in range(k)], err_msg=f"column {j}")
+        _, t = np.unique(counts[:, j], return_counts=True)
+        assert tie_term[j] == (t**3 - t).sum(), j
+    assert not has_nan.any()
     # the same with the float32 promise, on float32 data
     values32 = values[:, 5:].astype(np.float32).astype(np.float64)
     fast = stats.rank_sums(values32, codes, k, float32_exact=True)
