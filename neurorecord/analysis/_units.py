@@ -7,8 +7,8 @@ and the name of a ``presentation`` coordinate, and returns an ``xarray.Dataset``
 ``neuroid`` that keeps every neuroid coordinate (``neuroid_id``, ``region``, ...).
 
 Kernels see float64 numpy blocks of shape (presentation, units) and return arrays whose last
-axis is units. Dask-backed activity (an opened recording) is rechunked to whole columns and
-processed block by block by dask, so a recording larger than memory works.
+axis is units. Dask-backed activity (an opened recording) is read in groups of whole columns,
+one group at a time, so a recording larger than memory works.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ __all__ = ["AnalysisError", "Grouping", "check_activity", "grouping", "map_unit_
 
 #: Target size of one block of units (float64 presentation x units) handed to a kernel.
 BLOCK_BYTES = 16 * 2**20
+#: Target size (as float64) of the columns read at once from a dask-backed recording.
+GROUP_BYTES = 256 * 2**20
 
 
 class AnalysisError(NeurorecordError):
@@ -107,23 +109,27 @@ def map_unit_blocks(kernel: Callable[[np.ndarray], np.ndarray], activity: xr.Dat
     """Apply ``kernel`` to blocks of whole unit columns; return its outputs, shape (n_out, units).
 
     ``kernel(block)`` gets a float64 array (presentation, u) and returns an array (n_out, u).
-    Blocks are sized to about :data:`BLOCK_BYTES`; with dask-backed activity the blocks are
-    computed by dask (whatever scheduler or ``distributed.Client`` is active).
+    Blocks are sized to about :data:`BLOCK_BYTES`. Dask-backed activity (a recording, chunked
+    along ``presentation``) is read in groups of columns of about :data:`GROUP_BYTES`, each
+    computed by dask (whatever scheduler or ``distributed.Client`` is active), so memory stays
+    bounded by one group plus one stored chunk, however large the recording.
     """
     n_pres, n_units = activity.shape
     width = max(1, min(n_units, BLOCK_BYTES // (8 * max(n_pres, 1))))
     data = activity.data
-    if isinstance(data, da.Array):
-        blocks = data.rechunk({0: -1, 1: width})
-        out = blocks.map_blocks(
-            lambda b: np.asarray(kernel(np.asarray(b, dtype=np.float64)), dtype=np.float64).reshape(n_out, b.shape[1]),
-            chunks=((n_out,), blocks.chunks[1]),
-            dtype=np.float64,
-        )
-        return out.compute()
-    values = np.asarray(data)
     result = np.empty((n_out, n_units))
-    for start in range(0, n_units, width):
+    if isinstance(data, da.Array):
+        group = max(width, (GROUP_BYTES // (8 * max(n_pres, 1))) // width * width)
+        for start in range(0, n_units, group):
+            values = np.asarray(data[:, start : start + group].compute())
+            result[:, start : start + group] = _blocks(kernel, values, n_out, width)
+        return result
+    return _blocks(kernel, np.asarray(data), n_out, width)
+
+
+def _blocks(kernel: Callable[[np.ndarray], np.ndarray], values: np.ndarray, n_out: int, width: int) -> np.ndarray:
+    result = np.empty((n_out, values.shape[1]))
+    for start in range(0, values.shape[1], width):
         block = values[:, start : start + width].astype(np.float64)
         result[:, start : start + width] = np.asarray(kernel(block)).reshape(n_out, block.shape[1])
     return result
