@@ -206,7 +206,7 @@ def run(
     --------
     >>> import neurorecord, tempfile
     >>> tree = neurorecord.run(neurorecord.default_protocol_path(), tempfile.mkdtemp() + "/run", quiet=True)
-    >>> sorted(tree.children), tree["fc2"]["activity"].attrs["units"]
+    >>> tree.attrs["regions"], tree["fc2"]["activity"].attrs["units"]
     (['fc1', 'fc2', 'fc3'], 'a.u.')
     """
     if not isinstance(protocol, Protocol):
