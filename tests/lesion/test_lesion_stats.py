@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,7 +26,6 @@ from neurorecord.lesion.stats import (
     sensitive_units,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 LEVELS = np.array([2, 5, 9, 11, 40])  # not 0..K-1; 11 after 9 (numeric order); 40 has one stimulus
 
 
