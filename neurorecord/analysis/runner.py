@@ -27,7 +27,7 @@ from ..protocol.schema import (
 from ._units import AnalysisError
 from .populations import Population, define_population
 
-__all__ = ["compute_analysis", "run_analyses", "save_analysis", "load_analysis", "load_population", "ANALYSES_NODE"]
+__all__ = ["compute_analysis", "run_analyses", "save_analysis", "save_analysis_node", "load_analysis", "load_population", "ANALYSES_NODE"]
 
 #: Root node of the analysis results in a store.
 ANALYSES_NODE = "analyses"
@@ -65,15 +65,20 @@ def compute_analysis(spec: BaseModel, activity: xr.DataArray, seed: int = 0) -> 
 
 def save_analysis(store: str | os.PathLike[str], region: str, name: str, result: xr.Dataset) -> None:
     """Write ``result`` into the store as ``analyses/<region>/<name>`` (replacing an older one)."""
+    save_analysis_node(store, f"{ANALYSES_NODE}/{region}/{name}", result)
+
+
+def save_analysis_node(store: str | os.PathLike[str], node: str, result: xr.Dataset) -> None:
+    """Write a result Dataset as the store node ``node`` (replacing whatever was there)."""
     result = result.compute()
     clean = result.copy()
     clean.attrs = {k: _jsonable(v) for k, v in result.attrs.items()}
     for var in list(clean.variables):
         clean[var].attrs = {k: _jsonable(v) for k, v in clean[var].attrs.items()}
-        if clean[var].dtype.kind == "T":  # numpy StringDType -> object, which zarr stores as text
+        if clean[var].dtype.kind in "TU":  # numpy text -> object, which zarr stores as variable-length text
             clean[var] = clean[var].astype(object)
     clean = clean.drop_indexes([i for i in clean.indexes if i not in clean.dims])
-    clean.to_zarr(Path(store), group=f"{ANALYSES_NODE}/{region}/{name}", mode="w", zarr_format=3, consolidated=False)
+    clean.to_zarr(Path(store), group=node, mode="w", zarr_format=3, consolidated=False)
 
 
 def load_analysis(store: str | os.PathLike[str] | xr.DataTree, region: str, name: str) -> xr.Dataset:

@@ -55,4 +55,17 @@ def describe_store(path: str | os.PathLike[str]) -> str:
             what = ", ".join(f"{k}{tuple(ds[k].dims)}" for k in sorted(ds.data_vars))
             extra = f"  rule: {ds.attrs['rule']}, {ds.attrs.get('n_members')} of {ds.attrs.get('n_candidates')} units" if "rule" in ds.attrs else ""
             lines.append(f"analysis  {node.path.lstrip('/')}: {what}{extra}")
+    if "lesions" in tree.children:
+        for node in tree["lesions"].children.values():
+            ds = node.to_dataset(inherit=False)
+            if "delta_accuracy" not in ds:
+                lines.append(f"lesions   {node.path.lstrip('/')}: sweep unfinished")
+                continue
+            overall = ds["delta_accuracy"].sel({"class": "overall"})
+            n_sig = int((ds["q"] < 0.05).sum())
+            lines.append(
+                f"lesions   {node.path.lstrip('/')}: {ds.sizes['lesion']} lesions of {ds.attrs.get('region')} "
+                f"({ds.attrs.get('method')}), evaluated on {ds.sizes['presentation']} stimuli; overall accuracy change "
+                f"{float(overall.min()):+.2f} to {float(overall.max()):+.2f} pp; {n_sig} (lesion, class) tests with q < 0.05"
+            )
     return "\n".join(lines)

@@ -26,6 +26,7 @@ __all__ = [
     "STIMULUS_KINDS",
     "AnalysisSpec",
     "ANALYSIS_KINDS",
+    "LesionSpec",
 ]
 
 
@@ -211,6 +212,42 @@ ANALYSIS_KINDS: dict[str, type[BaseModel]] = {
 }
 
 
+class EachUnits(_Strict):
+    """``{each: [3, 17]}``: each listed unit lesioned alone."""
+
+    each: list[int] = Field(..., min_length=1)
+
+
+class PopulationUnits(_Strict):
+    """``{population: NAME}``: the members of a population defined in ``analyses:`` (same region)."""
+
+    population: str
+
+
+class FractionUnits(_Strict):
+    """``{fraction: 0.25}``: a seeded random fraction of the region's units, lesioned together."""
+
+    fraction: float = Field(..., gt=0, le=1)
+
+
+class LesionSpec(_Strict):
+    """A lesion experiment: which units of a region, how they are silenced, what is evaluated."""
+
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    region: str = Field(..., description="Module whose output is lesioned (units: its channels).")
+    units: Literal["all", "region"] | list[int] | EachUnits | PopulationUnits | FractionUnits = Field(
+        "all", description="'all' (each unit alone), {each: [...]}, [..] (one group), {population: NAME}, {fraction: f}, 'region'."
+    )
+    method: Literal["zero", "mean", "noise", "clamp"] = "zero"
+    value: float = Field(0.0, description="Output of clamped units (method: clamp).")
+    std: float = Field(1.0, gt=0, description="Standard deviation of the noise (method: noise), in the region's output units.")
+    evaluate: str = Field(..., description="Stimulus set evaluated; its `label` coordinate gives the true classes.")
+    reference: str | None = Field(None, description="Stimulus set whose mean output replaces units (method: mean); default: evaluate.")
+    controls: int = Field(0, ge=0, description="Matched random lesions of as many units of the region, per group target.")
+    n_boot: int = Field(1000, ge=0, description="Bootstrap resamples for the confidence interval of the accuracy change.")
+    correction: Literal["fdr_bh", "bonferroni"] = "fdr_bh"
+
+
 class Protocol(_Strict):
     """A validated protocol. Build it with :func:`neurorecord.load_protocol`.
 
@@ -226,6 +263,7 @@ class Protocol(_Strict):
     stimuli: list[StimulusSpec] = Field(..., min_length=1)
     record: RecordSpec
     analyses: list[AnalysisSpec] = Field(default_factory=list, description="Analyses run on the recording; results go under analyses/<region>/<name>.")
+    lesions: list[LesionSpec] = Field(default_factory=list, description="Lesion experiments; results go under lesions/<name>.")
 
     _path: Path | None = PrivateAttr(None)
     _text: str = PrivateAttr("")
@@ -241,6 +279,23 @@ class Protocol(_Strict):
         dup = [n for i, n in enumerate(names) if n in names[:i]]
         if dup:
             raise ValueError(f"analysis name used twice: {dup[0]!r}")
+        names = [lesion.name for lesion in self.lesions]
+        dup = [n for i, n in enumerate(names) if n in names[:i]]
+        if dup:
+            raise ValueError(f"lesion name used twice: {dup[0]!r}")
+        sets = [st.name for st in self.stimuli]
+        for i, lesion in enumerate(self.lesions):
+            for key in ("evaluate", "reference"):
+                value = getattr(lesion, key)
+                if value is not None and value not in sets:
+                    raise ValueError(f"lesions[{i}].{key}: {value!r} is not a stimulus set of this protocol; sets: {', '.join(sets)}")
+            if isinstance(lesion.units, PopulationUnits):
+                defined = [a.name for a in self.analyses if a.kind == "population" and lesion.region in self.analysis_regions(a)]
+                if lesion.units.population not in defined:
+                    raise ValueError(
+                        f"lesions[{i}].units: population {lesion.units.population!r} is not defined for region {lesion.region!r} "
+                        f"in analyses; populations there: {', '.join(defined) or 'none'}"
+                    )
         for i, analysis in enumerate(self.analyses):
             unknown = [r for r in (analysis.regions if analysis.regions != "all" else []) if r not in self.record.regions]
             if unknown:

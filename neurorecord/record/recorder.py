@@ -148,6 +148,12 @@ def _prepare(protocol: Protocol, device: str | None) -> Experiment:
                 )
     tap = RegionTap(subject.model, rec.regions)
     modules = dict(subject.model.named_modules())
+    for i, lesion in enumerate(protocol.lesions):
+        try:
+            RegionTap(subject.model, [lesion.region]).close()
+        except RegionError as exc:
+            exc.loc = ("lesions", i, "region")
+            raise RegionError(str(exc).replace("record.regions:", f"lesions[{i}].region:"), loc=exc.loc) from None
     probe = torch.from_numpy(plan.images(0, min(2, len(plan)))).to(dev)
     with torch.inference_mode():
         try:
@@ -243,6 +249,14 @@ def run(
             write_run_state(group, state)
         if state.stage == "analysing":
             _run_analyses(out, exp, quiet)
+            state.stage = "lesioning"
+            write_run_state(group, state)
+        if state.stage == "lesioning":
+            if protocol.lesions:
+                from ..lesion.experiment import run_lesion_sweeps
+
+                run_lesion_sweeps(protocol, exp.subject.model, exp.plan.sets, exp.device, group, out,
+                                  state.lesions_done, lambda: write_run_state(group, state), quiet)
             state.stage = "complete"
             group.attrs.update({"complete": True, "finished": _now(), RUN_ATTR: asdict(state)})
     return open_recording(out)

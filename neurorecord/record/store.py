@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,8 @@ class RunState:
     """Progress of a run, as kept in the root attribute ``run``.
 
     ``stage`` is ``creating`` (store skeleton being written), ``recording``, ``analysing``
-    (the protocol's ``analyses:`` being run) or ``complete``; ``batches_done`` batches of ``batch_size`` presentations are on disk.
+    (the protocol's ``analyses:`` being run), ``lesioning`` (its ``lesions:``; ``lesions_done``
+    counts each sweep's finished lesions, -1 once its results are written) or ``complete``; ``batches_done`` batches of ``batch_size`` presentations are on disk.
     """
 
     protocol_name: str
@@ -42,6 +43,7 @@ class RunState:
     batch_size: int = 0
     batches_total: int = 0
     batches_done: int = 0
+    lesions_done: dict[str, int] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:

@@ -1,0 +1,210 @@
+"""Running a protocol's ``lesions:``: targets, fast sweep in resumable blocks, statistics, store.
+
+Each ``lesions:`` entry becomes a sweep of lesions (every unit alone, listed units, a group, a
+population from ``analyses:``, a random fraction, the whole region) plus, for group targets,
+``controls`` matched random lesions of as many units of the same region. Predictions come from
+the fast sweep (:func:`~neurorecord.lesion.sweep.lesion_predictions`) in fixed blocks of
+:data:`BLOCK` lesions; each finished block is written to the store and counted in the run state,
+so an interrupted sweep resumes at the first unfinished block and loses no finished lesion.
+The statistics (:func:`~neurorecord.lesion.stats.lesion_effects`, exact McNemar tests, bootstrap
+intervals, FDR over the sweep, control percentiles) are computed when the sweep is complete and
+written to ``lesions/<name>``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+import zarr
+from tqdm.auto import tqdm
+
+from ..errors import NeurorecordError
+from ..protocol.schema import EachUnits, FractionUnits, LesionSpec, PopulationUnits, Protocol
+from ..record.regions import RegionTap
+from ..stimuli.base import StimulusSet
+from .stats import control_null, cross_entropy_loss, draw_controls, lesion_effects
+from .sweep import Lesion, lesion_predictions, unit_means
+
+__all__ = ["BLOCK", "LESIONS_NODE", "LesionTargets", "plan_lesions", "run_lesion_sweeps"]
+
+#: Lesions evaluated per resumable block (fixed, so noise lesions draw the same on resume).
+BLOCK = 64
+#: Root node of lesion results in a store.
+LESIONS_NODE = "lesions"
+
+
+@dataclass
+class LesionTargets:
+    """The lesions of one ``lesions:`` entry: names, units, kinds (``single``/``group``/``control``)."""
+
+    names: list[str]
+    units: list[tuple[int, ...]]
+    kinds: list[str]
+    targets: list[str]
+    n_units_region: int
+
+
+def _set(sets: list[StimulusSet], name: str) -> StimulusSet:
+    return next(s for s in sets if s.name == name)
+
+
+def plan_lesions(spec: LesionSpec, index: int, protocol: Protocol, model: torch.nn.Module, x: torch.Tensor,
+                 store: Path) -> LesionTargets:
+    """Resolve an entry's ``units`` into lesions (and controls), checking unit indices."""
+    tap = RegionTap(model, [spec.region])
+    try:
+        with torch.inference_mode():
+            out = tap(x[:2])[spec.region]
+    finally:
+        tap.close()
+    n = int(out.shape[1])
+    region = spec.region
+    units = spec.units
+    where = f"lesions[{index}].units"
+    singles: list[int] = []
+    group: tuple[int, ...] | None = None
+    label = ""
+    if units == "all":
+        singles = list(range(n))
+    elif units == "region":
+        group, label = tuple(range(n)), f"region:{region}"
+    elif isinstance(units, EachUnits):
+        singles = list(units.each)
+    elif isinstance(units, list):
+        group = tuple(int(u) for u in units)
+        label = "+".join(f"{region}.{u}" for u in group)
+    elif isinstance(units, PopulationUnits):
+        from ..analysis.runner import load_population
+
+        pop = load_population(store, region, units.population)
+        channels = np.asarray(pop.table["channel"].values)[pop.table["member"].values.astype(bool)]
+        group, label = tuple(sorted(set(int(c) for c in channels))), f"population:{units.population}"
+        if not group:
+            raise NeurorecordError(f"{where}: population {units.population!r} of {region} has no member units to lesion", loc=("lesions", index, "units"))
+    elif isinstance(units, FractionUnits):
+        k = max(1, int(round(units.fraction * n)))
+        rng = np.random.default_rng([protocol.seed, index])
+        group, label = tuple(sorted(int(u) for u in rng.choice(n, size=k, replace=False))), f"fraction:{units.fraction:g}"
+    bad = [u for u in (singles or list(group or ())) if not 0 <= u < n]
+    if bad:
+        raise NeurorecordError(f"{where}: unit {bad[0]} does not exist in {region}, whose units are 0..{n - 1}", loc=("lesions", index, "units"))
+    plan = LesionTargets([], [], [], [], n)
+
+    def add(name: str, lesioned: tuple[int, ...], kind: str) -> None:
+        plan.names.append(name)
+        plan.units.append(lesioned)
+        plan.kinds.append(kind)
+        plan.targets.append(",".join(f"{region}.{u}" for u in lesioned))
+
+    for u in singles:
+        add(f"{region}.{u}", (u,), "single")
+    if group is not None:
+        add(label, group, "group")
+        if spec.controls:
+            for j, draw in enumerate(draw_controls(n, len(group), spec.controls, seed=protocol.seed + index)):
+                add(f"{label}/control{j}", tuple(int(u) for u in draw), "control")
+    return plan
+
+
+def run_lesion_sweeps(protocol: Protocol, model: torch.nn.Module, sets: list[StimulusSet], device: torch.device,
+                      group: zarr.Group, store: Path, done: dict[str, int], save_progress, quiet: bool) -> None:
+    """Run every ``lesions:`` entry not finished yet, resuming a half-finished one at its next block.
+
+    ``done[name]`` counts the finished lesions of each entry (``-1`` once its results are
+    written); ``save_progress()`` persists ``done`` in the run state after every block.
+    """
+    for index, spec in enumerate(protocol.lesions):
+        if done.get(spec.name) == -1:
+            continue
+        stim = _set(sets, spec.evaluate)
+        params = stim.parameters()
+        if "label" not in params:
+            raise NeurorecordError(
+                f"lesions[{index}].evaluate: stimulus set {spec.evaluate!r} has no 'label' coordinate to score predictions against",
+                loc=("lesions", index, "evaluate"),
+            )
+        labels = np.asarray(params["label"]).astype(np.int64)
+        x = torch.from_numpy(stim.images(np.arange(len(stim))))
+        try:
+            targets = plan_lesions(spec, index, protocol, model, x, store)
+        except NeurorecordError as exc:
+            if exc.loc is not None:
+                raise type(exc)(f"{protocol.where(*exc.loc)}: {exc}", loc=exc.loc) from None
+            raise
+        means = None
+        if spec.method == "mean":
+            reference = _set(sets, spec.reference or spec.evaluate)
+            means = unit_means(model, torch.from_numpy(reference.images(np.arange(len(reference)))), spec.region, device=device)
+        lesions = [Lesion(u, spec.method, value=spec.value, std=spec.std) for u in targets.units]
+        n_lesions, n_stim = len(lesions), len(labels)
+        node = f"{LESIONS_NODE}/{spec.name}/progress"
+        if spec.name not in done:
+            progress = zarr.open_group(store, mode="a").require_group(node)
+            progress.create_array("correct", shape=(n_lesions, n_stim), chunks=(BLOCK, n_stim), dtype=bool, overwrite=True)
+            progress.create_array("loss", shape=(n_lesions,), chunks=(BLOCK,), dtype=np.float64, overwrite=True)
+            done[spec.name] = 0
+            save_progress()
+        arrays = zarr.open_group(store, mode="r+")[node]
+        bar = tqdm(total=n_lesions, initial=done[spec.name], unit="lesion", desc=f"lesions {spec.name}",
+                   disable=quiet, file=sys.stderr, dynamic_ncols=True)
+        intact = None
+        try:
+            for start in range(done[spec.name], n_lesions, BLOCK):
+                stop = min(n_lesions, start + BLOCK)
+                seed = int(np.random.SeedSequence([protocol.seed, index, start // BLOCK]).generate_state(1)[0] % 2**31)
+                result = lesion_predictions(model, x, spec.region, lesions[start:stop], means=means, seed=seed,
+                                            device=device, return_logits=True)
+                arrays["correct"][start:stop] = (result.predictions.numpy() == labels[None, :])
+                arrays["loss"][start:stop] = cross_entropy_loss(result.logits.numpy(), labels).values
+                intact = result
+                done[spec.name] = stop
+                save_progress()
+                bar.update(stop - start)
+        finally:
+            bar.close()
+        if intact is None:  # every block was done before an interruption: recompute the intact pass only
+            intact = lesion_predictions(model, x, spec.region, lesions[:1], means=means, seed=0, device=device, return_logits=True)
+        correct_intact = intact.intact_predictions.numpy() == labels
+        loss_intact = float(cross_entropy_loss(intact.intact_logits.numpy(), labels))
+        effects = _effects(spec, targets, np.asarray(arrays["correct"][:]), correct_intact, labels,
+                           np.asarray(arrays["loss"][:]), loss_intact, params["stimulus_id"], protocol.seed)
+        _save(store, spec.name, effects)
+        done[spec.name] = -1
+        save_progress()
+
+
+def _effects(spec: LesionSpec, targets: LesionTargets, correct: np.ndarray, correct_intact: np.ndarray,
+             labels: np.ndarray, loss: np.ndarray, loss_intact: float, stimulus_id: np.ndarray, seed: int) -> xr.Dataset:
+    ds = lesion_effects(correct, correct_intact, labels, targets.names, n_boot=spec.n_boot, seed=seed, correction=spec.correction)
+    ds = ds.assign_coords(
+        targets=("lesion", np.array(targets.targets, dtype=object)),
+        lesion_kind=("lesion", np.array(targets.kinds, dtype=object)),
+        n_units=("lesion", np.array([len(u) for u in targets.units], dtype=np.int64)),
+        stimulus_id=("presentation", np.asarray(stimulus_id, dtype=object)),
+    )
+    ds["loss"] = ("lesion", loss)
+    ds["loss"].attrs["units"] = "nats (mean cross-entropy)"
+    ds["loss_intact"] = loss_intact
+    kinds = np.array(targets.kinds)
+    percentile = np.full(ds["delta_accuracy"].shape, np.nan)
+    p_control = np.full(ds["delta_accuracy"].shape, np.nan)
+    if (kinds == "control").any():
+        target = int(np.flatnonzero(kinds == "group")[0])
+        null = control_null(ds["delta_accuracy"].values[target], ds["delta_accuracy"].values[kinds == "control"])
+        percentile[target], p_control[target] = null["percentile"].values, null["p_empirical"].values
+    ds["control_percentile"] = (("lesion", "class"), percentile)
+    ds["control_p"] = (("lesion", "class"), p_control)
+    ds.attrs.update({"lesion": spec.model_dump_json(), "region": spec.region, "method": spec.method,
+                     "evaluate": spec.evaluate, "n_units_region": targets.n_units_region, "n_controls": spec.controls})
+    return ds
+
+
+def _save(store: Path, name: str, effects: xr.Dataset) -> None:
+    from ..analysis.runner import save_analysis_node
+
+    save_analysis_node(store, f"{LESIONS_NODE}/{name}", effects)

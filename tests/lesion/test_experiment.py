@@ -1,0 +1,139 @@
+"""Lesion experiments from a protocol: stored effects equal the obvious loop, resumable sweeps, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from statsmodels.stats.contingency_tables import mcnemar
+
+import neurorecord
+from neurorecord.analysis import load_population
+from neurorecord.lesion import experiment, obvious_predictions
+from neurorecord.lesion.sweep import Lesion
+from neurorecord.record import read_run_state
+from neurorecord.stimuli import DigitsSet
+from neurorecord.subjects import load_zoo_subject
+from tests.helpers import DIGITS_MLP
+
+LESIONS = """
+analyses:
+  - name: likes-3
+    kind: population
+    regions: [fc3]
+    test: ttest_ovr
+    by: label
+    condition: 3
+    q_below: 0.01
+    index: dprime
+    index_above: 1.0
+lesions:
+  - name: fc2-single
+    region: fc2
+    units: all
+    evaluate: digits
+    n_boot: 200
+  - name: likes3
+    region: fc3
+    units: {population: likes-3}
+    evaluate: digits
+    controls: 10
+    n_boot: 200
+"""
+
+
+@pytest.fixture(scope="module")
+def lesion_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lesions")
+    path = folder / "protocol.yaml"
+    path.write_text(DIGITS_MLP + LESIONS)
+    tree = neurorecord.run(path, folder / "rec", quiet=True)
+    return path, folder / "rec", tree
+
+
+def test_single_unit_effects_equal_obvious_loop(lesion_run):
+    _, out, _ = lesion_run
+    ds = xr.open_datatree(out, engine="zarr", consolidated=False)["lesions/fc2-single"].to_dataset().load()
+    model = load_zoo_subject("digits-mlp").model
+    digits = DigitsSet("digits", "test")
+    x = torch.from_numpy(digits.images(np.arange(len(digits))))
+    labels = digits.parameters()["label"]
+    with torch.inference_mode():
+        intact = model(x).argmax(1).numpy() == labels
+    obvious = obvious_predictions(model, x, "fc2", [Lesion((u,)) for u in range(100)]).numpy() == labels[None]
+    assert np.array_equal(ds["correct"].values, obvious) and np.array_equal(ds["correct_intact"].values, intact)
+    assert list(ds["lesion"].values[:3]) == ["fc2.0", "fc2.1", "fc2.2"] and list(ds["targets"].values[:2]) == ["fc2.0", "fc2.1"]
+    for unit in [0, 41, 99]:
+        for c in [3, 8]:
+            sel = labels == c
+            want = 100 * (obvious[unit, sel].mean() - intact[sel].mean())
+            assert ds["delta_accuracy"].sel(lesion=f"fc2.{unit}", **{"class": str(c)}).item() == pytest.approx(want, abs=1e-9)
+            table = [[np.sum(intact[sel] & obvious[unit, sel]), np.sum(intact[sel] & ~obvious[unit, sel])],
+                     [np.sum(~intact[sel] & obvious[unit, sel]), np.sum(~intact[sel] & ~obvious[unit, sel])]]
+            assert ds["p"].sel(lesion=f"fc2.{unit}", **{"class": str(c)}).item() == pytest.approx(mcnemar(table, exact=True).pvalue, abs=1e-12)
+    overall = 100 * (obvious.mean(1) - intact.mean())
+    np.testing.assert_allclose(ds["delta_accuracy"].sel({"class": "overall"}).values, overall, atol=1e-9)
+    assert "all 1100 (lesion, class) tests" in ds.attrs["family"]
+
+
+def test_population_lesion_with_matched_controls(lesion_run):
+    _, out, _ = lesion_run
+    ds = xr.open_datatree(out, engine="zarr", consolidated=False)["lesions/likes3"].to_dataset().load()
+    pop = load_population(out, "fc3", "likes-3")
+    members = sorted(int(c) for c in pop.table["channel"].values[pop.table["member"].values])
+    assert ds["targets"].values[0] == ",".join(f"fc3.{u}" for u in members)
+    assert list(ds["lesion_kind"].values) == ["group"] + ["control"] * 10
+    assert set(ds["n_units"].values) == {len(members)}
+    target = ds.sel(lesion="population:likes-3")
+    controls = ds["delta_accuracy"].sel({"class": "3"}).values[1:]
+    t3 = target["delta_accuracy"].sel({"class": "3"}).item()
+    assert target["control_p"].sel({"class": "3"}).item() == pytest.approx((1 + np.sum(controls <= t3)) / 11)
+    assert np.isnan(ds["control_p"].values[1:]).all()
+    assert t3 < -50  # silencing the units selective for 3 abolishes most 3s
+
+
+def test_interrupted_sweep_resumes_without_redoing_blocks(write_protocol, tmp_path, monkeypatch, lesion_run):
+    _, reference_out, _ = lesion_run
+    text = DIGITS_MLP + LESIONS.split("  - name: likes3")[0]  # the single-unit sweep alone
+    path = write_protocol(text)
+    real = experiment.lesion_predictions
+    calls = []
+
+    def failing(model, x, region, lesions, **kw):
+        calls.append(len(lesions))
+        if len(calls) == 2:
+            raise RuntimeError("power cut")
+        return real(model, x, region, lesions, **kw)
+
+    monkeypatch.setattr(experiment, "lesion_predictions", failing)
+    with pytest.raises(RuntimeError, match="power cut"):
+        neurorecord.run(path, tmp_path / "rec", quiet=True)
+    state = read_run_state(tmp_path / "rec")
+    assert state.stage == "lesioning" and state.lesions_done == {"fc2-single": experiment.BLOCK}
+    calls.clear()
+    monkeypatch.setattr(experiment, "lesion_predictions", lambda *a, **k: calls.append(len(a[3])) or real(*a, **k))
+    tree = neurorecord.run(path, tmp_path / "rec", resume=True, quiet=True)
+    assert calls == [100 - experiment.BLOCK]  # only the unfinished block ran
+    done = xr.open_datatree(tmp_path / "rec", engine="zarr", consolidated=False)["lesions/fc2-single"].to_dataset().load()
+    ref = xr.open_datatree(reference_out, engine="zarr", consolidated=False)["lesions/fc2-single"].to_dataset().load()
+    assert np.array_equal(done["correct"].values, ref["correct"].values)
+    np.testing.assert_array_equal(done["q"].values, ref["q"].values)
+    assert tree.attrs["complete"] is True
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("region: fc2\n    units: all", "region: fc22\n    units: all"), r"lesions\[0\].region: no region named 'fc22' in the subject \(did you mean 'fc2'\?\)"),
+        (("units: all", "units: [3, 250]"), r"lesions\[0\].units: unit 250 does not exist in fc2, whose units are 0..99"),
+        (("evaluate: digits\n    n_boot: 200\n  - name: likes3", "evaluate: digitz\n    n_boot: 200\n  - name: likes3"), r"lesions\[0\].evaluate: 'digitz' is not a stimulus set of this protocol; sets: digits"),
+        (("{population: likes-3}", "{population: likes-4}"), r"lesions\[1\].units: population 'likes-4' is not defined for region 'fc3' in analyses; populations there: likes-3"),
+    ],
+)
+def test_lesion_errors(write_protocol, tmp_path, change, message):
+    old, new = change
+    text = (DIGITS_MLP + LESIONS).replace(old, new, 1)
+    assert text != DIGITS_MLP + LESIONS
+    with pytest.raises(neurorecord.NeurorecordError, match=r"protocol.yaml:\d+:\d+: " + message):
+        neurorecord.run(write_protocol(text), tmp_path / "o", quiet=True)
