@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import xarray as xr
+import yaml
 
 from ..record.store import not_a_store, read_run_state, root_attrs
 
@@ -56,7 +57,9 @@ def describe_store(path: str | os.PathLike[str]) -> str:
             extra = f"  rule: {ds.attrs['rule']}, {ds.attrs.get('n_members')} of {ds.attrs.get('n_candidates')} units" if "rule" in ds.attrs else ""
             lines.append(f"analysis  {node.path.lstrip('/')}: {what}{extra}")
     if "lesions" in tree.children:
-        for node in tree["lesions"].children.values():
+        order = [entry.get("name") for entry in (yaml.safe_load(attrs.get("protocol_text", "")) or {}).get("lesions", [])]
+        nodes = sorted(tree["lesions"].children.values(), key=lambda n: order.index(n.name) if n.name in order else len(order))
+        for node in nodes:
             ds = node.to_dataset(inherit=False)
             if "delta_accuracy" not in ds:
                 lines.append(f"lesions   {node.path.lstrip('/')}: sweep unfinished")

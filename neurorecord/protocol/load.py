@@ -16,7 +16,18 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import ProtocolError, did_you_mean
 from .positions import position as _position
-from .schema import ANALYSIS_KINDS, FORMAT_VERSION, STIMULUS_KINDS, Protocol, RecordSpec, SubjectSpec
+from .schema import (
+    ANALYSIS_KINDS,
+    FORMAT_VERSION,
+    STIMULUS_KINDS,
+    EachUnits,
+    FractionUnits,
+    LesionSpec,
+    PopulationUnits,
+    Protocol,
+    RecordSpec,
+    SubjectSpec,
+)
 
 __all__ = ["load_protocol", "protocol_from_text"]
 
@@ -125,6 +136,13 @@ def _model_at(loc: tuple[Any, ...], data: Any) -> type[BaseModel] | None:
         return SubjectSpec
     if loc == ("record",):
         return RecordSpec
+    if len(loc) == 2 and loc[0] == "lesions" and isinstance(loc[1], int):
+        return LesionSpec
+    if len(loc) == 3 and loc[0] == "lesions" and loc[2] == "units":
+        units = data["lesions"][loc[1]].get("units") if isinstance(data.get("lesions"), list) else None
+        forms = {"each": EachUnits, "population": PopulationUnits, "fraction": FractionUnits}
+        key = next((k for k in (units or {}) if k in forms), None) if isinstance(units, dict) else None
+        return forms.get(key) if key else None
     if len(loc) == 2 and loc[0] in ("stimuli", "analyses") and isinstance(loc[1], int):
         entries = data.get(loc[0]) if isinstance(data, dict) else None
         entry = entries[loc[1]] if isinstance(entries, list) and loc[1] < len(entries) else None

@@ -148,13 +148,9 @@ def _prepare(protocol: Protocol, device: str | None) -> Experiment:
                 )
     tap = RegionTap(subject.model, rec.regions)
     modules = dict(subject.model.named_modules())
-    for i, lesion in enumerate(protocol.lesions):
-        try:
-            RegionTap(subject.model, [lesion.region]).close()
-        except RegionError as exc:
-            exc.loc = ("lesions", i, "region")
-            raise RegionError(str(exc).replace("record.regions:", f"lesions[{i}].region:"), loc=exc.loc) from None
     probe = torch.from_numpy(plan.images(0, min(2, len(plan)))).to(dev)
+    for i, lesion in enumerate(protocol.lesions):
+        _check_lesion(i, lesion, subject, plan, probe)
     with torch.inference_mode():
         try:
             outputs = tap(probe)
@@ -176,6 +172,32 @@ def _prepare(protocol: Protocol, device: str | None) -> Experiment:
         for r in rec.regions
     }
     return Experiment(protocol, subject, plan, dev, tap, layouts)
+
+
+def _check_lesion(i: int, lesion: Any, subject: Subject, plan: PresentationPlan, probe: torch.Tensor) -> None:
+    """Check a ``lesions:`` entry against the subject and stimuli before any work starts."""
+    try:
+        tap = RegionTap(subject.model, [lesion.region])
+    except RegionError as exc:
+        raise RegionError(str(exc).replace("record.regions:", f"lesions[{i}].region:"), loc=("lesions", i, "region")) from None
+    try:
+        with torch.inference_mode():
+            n_units = int(tap(probe)[lesion.region].shape[1])
+    finally:
+        tap.close()
+    listed = lesion.units if isinstance(lesion.units, list) else getattr(lesion.units, "each", [])
+    bad = [u for u in listed if not 0 <= u < n_units]
+    if bad:
+        raise NeurorecordError(
+            f"lesions[{i}].units: unit {bad[0]} does not exist in {lesion.region}, whose units are 0..{n_units - 1}",
+            loc=("lesions", i, "units"),
+        )
+    evaluated = next(s for s in plan.sets if s.name == lesion.evaluate)
+    if "label" not in evaluated.parameters():
+        raise NeurorecordError(
+            f"lesions[{i}].evaluate: stimulus set {lesion.evaluate!r} has no 'label' coordinate to score predictions against",
+            loc=("lesions", i, "evaluate"),
+        )
 
 
 def run(
