@@ -105,10 +105,13 @@ def grouping(activity: xr.DataArray, by: str, min_groups: int = 2) -> Grouping:
     return Grouping(by, levels, codes.reshape(-1), np.bincount(codes.reshape(-1), minlength=len(levels)))
 
 
-def map_unit_blocks(kernel: Callable[[np.ndarray], np.ndarray], activity: xr.DataArray, n_out: int) -> np.ndarray:
+def map_unit_blocks(kernel: Callable[[np.ndarray], np.ndarray], activity: xr.DataArray, n_out: int,
+                    native: bool = False) -> np.ndarray:
     """Apply ``kernel`` to blocks of whole unit columns; return its outputs, shape (n_out, units).
 
-    ``kernel(block)`` gets a float64 array (presentation, u) and returns an array (n_out, u).
+    ``kernel(block)`` gets a float64 array (presentation, u) (or, with ``native``, the block in
+    the activity's own dtype, for kernels that widen it slice by slice themselves) and returns
+    an array (n_out, u).
     Blocks are sized to about :data:`BLOCK_BYTES`. Dask-backed activity (a recording, chunked
     along ``presentation``) is read in groups of columns of about :data:`GROUP_BYTES`, each
     computed by dask (whatever scheduler or ``distributed.Client`` is active), so memory stays
@@ -122,15 +125,17 @@ def map_unit_blocks(kernel: Callable[[np.ndarray], np.ndarray], activity: xr.Dat
         group = max(width, (GROUP_BYTES // (8 * max(n_pres, 1))) // width * width)
         for start in range(0, n_units, group):
             values = np.asarray(data[:, start : start + group].compute())
-            result[:, start : start + group] = _blocks(kernel, values, n_out, width)
+            result[:, start : start + group] = _blocks(kernel, values, n_out, width, native)
         return result
-    return _blocks(kernel, np.asarray(data), n_out, width)
+    return _blocks(kernel, np.asarray(data), n_out, width, native)
 
 
-def _blocks(kernel: Callable[[np.ndarray], np.ndarray], values: np.ndarray, n_out: int, width: int) -> np.ndarray:
+def _blocks(kernel: Callable[[np.ndarray], np.ndarray], values: np.ndarray, n_out: int, width: int,
+            native: bool = False) -> np.ndarray:
     result = np.empty((n_out, values.shape[1]))
     for start in range(0, values.shape[1], width):
-        block = values[:, start : start + width].astype(np.float64)
+        block = values[:, start : start + width]
+        block = block if native and block.dtype.kind == "f" else block.astype(np.float64)
         result[:, start : start + width] = np.asarray(kernel(block)).reshape(n_out, block.shape[1])
     return result
 

@@ -63,8 +63,8 @@ __all__ = ["anova", "kruskal", "ttest_ovr", "mannwhitney_ovr", "rayleigh", "perm
 CORRECTIONS = ("fdr_bh", "bonferroni")
 
 #: Rows (presentations) of a block processed together by the ANOVA pass, chosen so that one
-#: slice of rows (x units, float64) stays in cache: about 2 MB.
-_ROW_BYTES = 2 * 2**20
+#: slice of rows (x units, float64) stays in the L2 cache: 512 KiB (measured fastest here).
+_ROW_BYTES = 512 * 2**10
 
 #: Units ranked together by :func:`rank_sums`: their sort keys (units x presentations, int64)
 #: stay in cache for the steps after the sort.
@@ -114,7 +114,8 @@ def _attrs(test: str, reference: str, act: xr.DataArray, groups: Grouping, corre
     return attrs
 
 
-def _map_blocks(kernel: Callable[[np.ndarray], np.ndarray], act: xr.DataArray, n_out: int) -> np.ndarray:
+def _map_blocks(kernel: Callable[[np.ndarray], np.ndarray], act: xr.DataArray, n_out: int,
+                native: bool = False) -> np.ndarray:
     """:func:`map_unit_blocks`, with the blocks of a numpy array run in parallel threads.
 
     A numpy-backed ``activity`` is cut into the blocks of units ``map_unit_blocks`` would cut
@@ -133,10 +134,10 @@ def _map_blocks(kernel: Callable[[np.ndarray], np.ndarray], act: xr.DataArray, n
     n_threads = 1 if serial else min(_n_cpus(), -(-n_units // width))
     with _blas_threads(1):
         if is_dask_collection(act.data) or n_threads == 1:
-            return map_unit_blocks(kernel, act, n_out)
+            return map_unit_blocks(kernel, act, n_out, native)
 
         def run(start: int) -> np.ndarray:
-            return map_unit_blocks(kernel, act.isel(neuroid=slice(start, start + width)), n_out)
+            return map_unit_blocks(kernel, act.isel(neuroid=slice(start, start + width)), n_out, native)
 
         with ThreadPoolExecutor(n_threads) as pool:
             return np.concatenate(list(pool.map(run, range(0, n_units, width))), axis=1)
@@ -188,7 +189,7 @@ def _anova_kernel(block: np.ndarray, one_hot: np.ndarray, counts: np.ndarray, co
     # standard error: scipy's correction term (sum of the centred values)**2 / n below makes the
     # sums of squares those about the grand mean, as stable, without a pass to compute it first.
     rows = int(max(1, min(n, _ROW_BYTES // (8 * max(u, 1)))))
-    mean = block[:rows].mean(axis=0)
+    mean = block[:rows].mean(axis=0, dtype=np.float64)  # float64 even for float32 blocks: exact centring
     buffer = np.empty(rows * u)
     part = np.empty((k, u))
     sums = np.zeros((k, u))
@@ -199,8 +200,7 @@ def _anova_kernel(block: np.ndarray, one_hot: np.ndarray, counts: np.ndarray, co
         np.subtract(block[start:stop], mean, out=centred)
         np.matmul(one_hot[:, start:stop], centred, out=part)
         sums += part
-        np.multiply(centred, centred, out=centred)
-        squares += centred.sum(axis=0)
+        squares += np.einsum("ij,ij->j", centred, centred)
     # the algebra of scipy.stats.f_oneway on data centred by the grand mean
     normalized = sums.sum(axis=0) ** 2 / n
     ss_total = squares - normalized
@@ -291,7 +291,7 @@ def anova(activity: xr.DataArray, by: str, correction: str = "fdr_bh") -> xr.Dat
     def kernel(block: np.ndarray) -> np.ndarray:
         return _anova_kernel(block, one_hot, groups.counts, groups.codes, first)
 
-    f, p = _map_blocks(kernel, act, 2)
+    f, p = _map_blocks(kernel, act, 2, native=True)  # the kernel widens to float64 slice by slice
     q, family = fdr(p, act, correction)
     n, k = len(groups.codes), groups.n_groups
     return unit_dataset(
