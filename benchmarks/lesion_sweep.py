@@ -11,7 +11,7 @@ a middle and of a late region of two networks:
 * **digits MLP** (the zoo's ``digits-mlp``, 64-100-100-100-10) on the 454 test digits. Middle
   region ``fc2``, late region ``fc3`` (100 units each). Its forward pass takes microseconds per
   stimulus, so its times measure the fixed and per-pass costs of each approach more than
-  arithmetic.
+  arithmetic; each of its samples is the mean of 20 calls (the calls take milliseconds).
 
 Compared, per region:
 
@@ -57,8 +57,8 @@ downstream).
 
 Run from the repository root (needs ``captum``, which is not a neurorecord dependency)::
 
-    python benchmarks/lesion_sweep.py              # 512 VGG stimuli, 3 rounds (about 10 minutes)
-    python benchmarks/lesion_sweep.py --quick      # smoke run (no captum tuning), about a minute
+    python benchmarks/lesion_sweep.py              # 512 VGG stimuli, 3 rounds (about 4 minutes)
+    python benchmarks/lesion_sweep.py --quick      # smoke run (no captum tuning), about 15 seconds
     python benchmarks/lesion_sweep.py --n-stimuli 1024 --repeats 5
 """
 
@@ -87,6 +87,7 @@ TARGET_LIMIT = 1.3  # fast / limit, every region
 TARGET_SPEEDUP = 5.0  # obvious / fast, late regions
 VGG_PPE = (1, 4, 16)
 MLP_PPE = (1, 10, 100)
+MLP_INNER = 20  # calls per MLP sample
 
 
 @dataclass
@@ -102,6 +103,7 @@ class Case:
     captum_stimuli: int
     captum_batch: int
     ppe_candidates: tuple[int, ...]
+    inner: int = 1  # calls per sample (the sample is their mean): the MLP's calls take milliseconds
     n_lesion: int = 0
     region_shape: tuple[int, ...] = ()
     pack: int = 0
@@ -245,20 +247,26 @@ def run_captum(case: Case, n_stimuli: int, ppe: int) -> None:
 
 def measure_round(cases: list[Case]) -> None:
     for case in cases:
-        obvious_s = timed(lambda: setattr(case, "_obvious", run_obvious(case)))
-        fast_s = timed(lambda: setattr(case, "_fast", run_fast(case)))
+        k = case.inner
+
+        def per_call(fn: Callable[[], Any]) -> float:
+            return timed(lambda: [fn() for _ in range(k)]) / k
+
+        obvious_s = per_call(lambda: setattr(case, "_obvious", run_obvious(case)))
+        fast_s = per_call(lambda: setattr(case, "_fast", run_fast(case)))
         agree = torch.equal(case._fast[case.obvious_subset], case._obvious)  # type: ignore[attr-defined]
         case.agree = agree if case.agree is None else (case.agree and agree)
         case.samples["obvious"].append(obvious_s * case.n_lesion / len(case.obvious_subset))
         case.samples["fast"].append(fast_s)
-        case.samples["limit"].append(timed(lambda: run_limit(case)))
-        case.samples["upstream"].append(timed(lambda: run_upstream(case)))
-        case.samples["captum"].append(timed(lambda: run_captum(case, case.captum_stimuli, case.ppe)) * case.n / case.captum_stimuli)
+        case.samples["limit"].append(per_call(lambda: run_limit(case)))
+        case.samples["upstream"].append(per_call(lambda: run_upstream(case)))
+        case.samples["captum"].append(per_call(lambda: run_captum(case, case.captum_stimuli, case.ppe)) * case.n / case.captum_stimuli)
 
 
 def report(cases: list[Case]) -> None:
     header = (f"{'region':<22}{'lesions':>8}{'pack x chunk':>14}{'obvious s':>11}{'fast s':>9}{'limit s':>9}{'upstream s':>11}"
-              f"{'captum s':>10}{'ppe':>5}  {'fast/limit':>10} {'target':<11}{'/(limit+up)':>12}{'obvious/fast':>14} {'target':<11}{'captum/fast':>11}  {'same preds':<10}")
+              f"{'captum s':>10}{'ppe':>5}  {'fast/limit':>10} {'target':<11}{'/(limit+up)':>12}{'obvious/fast':>14} {'target':<11}"
+              f"{'captum/fast':>11}  {'same preds':<10}")
     print(header)
     print("-" * len(header))
     for c in cases:
@@ -268,26 +276,27 @@ def report(cases: list[Case]) -> None:
         t_limit = f"<={TARGET_LIMIT:.1f} {'PASS' if ratio <= TARGET_LIMIT else 'MISS'}"
         t_speed = f">={TARGET_SPEEDUP:.0f} {'PASS' if speedup >= TARGET_SPEEDUP else 'MISS'}" if c.late else "-"
         same = f"{'yes' if c.agree else 'NO'} ({len(c.obvious_subset)})"
-        print(f"{c.label:<22}{c.n_lesion:>8}{f'{c.pack} x {c.chunk}':>14}{med['obvious']:>11.3f}{med['fast']:>9.3f}{med['limit']:>9.3f}"
-              f"{med['upstream']:>11.3f}{med['captum']:>10.3f}{c.ppe:>5}  {ratio:>10.2f} {t_limit:<11}"
+        print(f"{c.label:<22}{c.n_lesion:>8}{f'{c.pack} x {c.chunk}':>14}{med['obvious']:>11.4f}{med['fast']:>9.4f}{med['limit']:>9.4f}"
+              f"{med['upstream']:>11.4f}{med['captum']:>10.4f}{c.ppe:>5}  {ratio:>10.2f} {t_limit:<11}"
               f"{med['fast'] / (med['limit'] + med['upstream']):>12.2f}{speedup:>14.1f} {t_speed:<11}"
               f"{med['captum'] / med['fast']:>11.1f}  {same:<10}")
     print("\nthe limit's lesioned inputs give the fast sweep's predictions: "
-          + ", ".join(f"{c.label.split(' (')[0]} {'yes' if c.limit_agrees else 'NO'}" for c in cases))
+          + ", ".join(f"{c.label.split(' (')[0]} {'yes' if c.limit_agrees else 'NO'} ({c.split_kind} split)" for c in cases))
     print("captum perturbations_per_eval tuning (s per batch):")
     for c in cases:
         print(f"  {c.label:<22} batch {min(c.captum_batch, c.n):>4}: " + ", ".join(f"ppe {p}: {t:.3f}" for p, t in c.ppe_times.items()))
     print("\nsamples (s), in round order (obvious and captum scaled):")
     for c in cases:
         for i, (k, v) in enumerate(c.samples.items()):
-            print(f"  {c.label if i == 0 else '':<22} {k:<9} {' '.join(f'{t:.3f}' for t in v)}")
+            print(f"  {c.label if i == 0 else '':<22} {k:<9} {' '.join(f'{t:.4f}' for t in v)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-stimuli", type=int, default=None, help="random VGG inputs (default 512; 64 with --quick)")
     parser.add_argument("--repeats", type=int, default=None, help="measured rounds (default 3; 1 with --quick)")
-    parser.add_argument("--obvious-lesions", type=int, default=None, help="VGG lesions the obvious loop runs, scaled (default 8; 2 with --quick)")
+    parser.add_argument("--obvious-lesions", type=int, default=None,
+                        help="VGG lesions the obvious loop runs, scaled (default 8; 2 with --quick)")
     parser.add_argument("--captum-stimuli", type=int, default=None, help="VGG stimuli captum runs, scaled (default 128; 16 with --quick)")
     parser.add_argument("--captum-batch", type=int, default=None, help="VGG stimuli per captum call (default 64; 16 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
@@ -298,6 +307,7 @@ def main() -> None:
     obvious_lesions = args.obvious_lesions or (2 if args.quick else 8)
     captum_batch = min(n_stimuli, args.captum_batch or (16 if args.quick else 64))
     captum_stimuli = min(n_stimuli, args.captum_stimuli or (16 if args.quick else 128))
+    mlp_inner = 2 if args.quick else MLP_INNER
 
     import captum
 
@@ -313,8 +323,8 @@ def main() -> None:
     cases = [
         Case("VGG block2 (middle)", vgg, noise, "block2", False, spaced(64, obvious_lesions), captum_stimuli, captum_batch, VGG_PPE),
         Case("VGG block3 (late)", vgg, noise, "block3", True, spaced(128, obvious_lesions), captum_stimuli, captum_batch, VGG_PPE),
-        Case("MLP fc2 (middle)", mlp, digits, "fc2", False, list(range(100)), 454, 454, MLP_PPE),
-        Case("MLP fc3 (late)", mlp, digits, "fc3", True, list(range(100)), 454, 454, MLP_PPE),
+        Case("MLP fc2 (middle)", mlp, digits, "fc2", False, list(range(100)), 454, 454, MLP_PPE, mlp_inner),
+        Case("MLP fc3 (late)", mlp, digits, "fc3", True, list(range(100)), 454, 454, MLP_PPE, mlp_inner),
     ]
     if args.quick:  # no tuning: the largest value of each
         for c in cases:
@@ -326,7 +336,8 @@ def main() -> None:
     print(f"VGG-style CNN: {n_params:,} parameters, random weights; {n_stimuli:,} random 3x32x32 inputs (seed {args.seed}); "
           f"obvious loop on {len(cases[0].obvious_subset)} of 64 / {len(cases[1].obvious_subset)} of 128 lesions, "
           f"captum on {captum_stimuli} stimuli in batches of {captum_batch}, both scaled")
-    print(f"digits MLP: {len(digits)} test digits, every lesion and every stimulus in every approach")
+    print(f"digits MLP: {len(digits)} test digits, every lesion and every stimulus in every approach; "
+          f"each sample is the mean of {mlp_inner} calls")
     print("single-unit zero lesions of every channel; times are for all lesions over all stimuli\n")
 
     load_before = os.getloadavg()[0]
