@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, PrivateAttr, model_validator
 
 FORMAT_VERSION = 1
 
@@ -28,6 +28,17 @@ __all__ = [
     "ANALYSIS_KINDS",
     "LesionSpec",
 ]
+
+
+def _numbers_are_names(value: Any) -> Any:
+    """``regions: [0, 2]`` names modules of an nn.Sequential ('0', '2'), which YAML reads as numbers."""
+    if isinstance(value, list):
+        return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+    return value
+
+
+#: Module names; bare integers (YAML's reading of ``[0, 2]``) are taken as names.
+RegionNames = Annotated[list[str], BeforeValidator(_numbers_are_names)]
 
 
 class _Strict(BaseModel):
@@ -94,21 +105,13 @@ STIMULUS_KINDS: dict[str, type[BaseModel]] = {"digits": DigitsStimuli, "npy": Np
 class RecordSpec(_Strict):
     """What is recorded and how."""
 
-    regions: list[str] = Field(..., min_length=1, description="Module names from model.named_modules().")
+    regions: RegionNames = Field(..., min_length=1, description="Module names from model.named_modules().")
     batch_size: PositiveInt = Field(256, description="Presentations per forward pass; also the zarr chunk length.")
     reduce: Literal["mean", "max", "center", "none"] = Field(
         "mean", description="Spatial reduction of conv outputs; 'none' keeps one unit per channel and position."
     )
     repetitions: PositiveInt = Field(1, description="Times each stimulus is presented.")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
-
-    @field_validator("regions", mode="before")
-    @classmethod
-    def _numbers_are_names(cls, value: Any) -> Any:
-        """``regions: [0, 2]`` names modules of an nn.Sequential ('0', '2'), as YAML reads them as numbers."""
-        if isinstance(value, list):
-            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
-        return value
 
     @model_validator(mode="after")
     def _unique_regions(self) -> "RecordSpec":
@@ -120,15 +123,8 @@ class RecordSpec(_Strict):
 
 class _AnalysisBase(_Strict):
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Name of the result in the store.")
-    regions: list[str] | Literal["all"] = Field("all", description="Recorded regions to analyse ('all' or a list).")
+    regions: RegionNames | Literal["all"] = Field("all", description="Recorded regions to analyse ('all' or a list).")
     by: str = Field(..., description="Presentation coordinate defining the conditions (e.g. label, orientation).")
-
-    @field_validator("regions", mode="before")
-    @classmethod
-    def _numbers_are_names(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
-        return value
 
 
 class TuningCurveAnalysis(_AnalysisBase):
