@@ -29,3 +29,17 @@ def write_protocol(tmp_path: Path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def raw_ecker():
+    """The V1 file as its README says to read it (squeeze_me=True): an independent reference."""
+    import scipy.io
+
+    from neurorecord.interop import ecker2010_path
+    from tests.helpers import ECKER_FILE
+
+    path = ecker2010_path() or ECKER_FILE
+    if not path.is_file():
+        pytest.skip(f"Ecker 2010 data file not found at {path}")
+    return scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)["data"]

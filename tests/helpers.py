@@ -1,5 +1,7 @@
 """Protocol texts shared by the tests."""
 
+from pathlib import Path
+
 DIGITS_MLP = """neurorecord: 1
 name: digits
 seed: 0
@@ -14,3 +16,6 @@ record:
   batch_size: 100
   reduce: mean
 """
+
+#: The shared macaque V1 recording (read in place, never copied); tests skip where it is absent.
+ECKER_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "v1-ecker2010" / "data_v1_binned_moving.mat"

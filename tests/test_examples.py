@@ -16,6 +16,7 @@ import neurorecord
 from neurorecord.cli.main import main
 from neurorecord.protocol import protocol_from_text
 from neurorecord.interop import ecker2010_path
+from tests.helpers import ECKER_FILE
 from neurorecord.protocol.schema import (
     ANALYSIS_KINDS,
     STIMULUS_KINDS,
@@ -41,7 +42,7 @@ SCHEMA_MODELS = (
     + list(dict.fromkeys(ANALYSIS_KINDS.values()))
     + [LesionSpec, EachUnits, PopulationUnits, FractionUnits]
 )
-ECKER_FILE = ecker2010_path() or REPO.parent / "shared" / "data" / "v1-ecker2010" / "data_v1_binned_moving.mat"
+ECKER_FILE = ecker2010_path() or ECKER_FILE
 
 
 def _literal_values(annotation: object) -> list[str]:

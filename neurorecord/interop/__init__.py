@@ -16,23 +16,17 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 import sys
-from importlib import metadata
 
-import xarray as xr
 
 from ..errors import InteropError
+from ..record.store import package_versions
 
 __all__ = ["InteropError", "ecker2010_path", "read_ecker2010", "response_window", "from_neo"]
 
 
 def _provenance(converter: str, packages: tuple[str, ...]) -> dict[str, object]:
     """Attributes shared by every converted recording: who converted it, with what, when."""
-    versions = {}
-    for name in ("neurorecord", *packages):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+    versions = package_versions(("neurorecord", *packages))
     return {
         "neurorecord_format": 1,
         "converter": converter,
@@ -41,15 +35,6 @@ def _provenance(converter: str, packages: tuple[str, ...]) -> dict[str, object]:
         "platform": platform.platform(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def _index_labels(ds: xr.Dataset) -> xr.Dataset:
-    """Index ``stimulus_id`` and ``neuroid_id`` as :func:`neurorecord.open_recording` does, so
-    ``.sel(neuroid_id=...)`` works the same on a converted recording."""
-    for label in ("stimulus_id", "neuroid_id"):
-        if label in ds.coords and ds[label].ndim == 1 and ds[label].dims[0] not in ds.indexes:
-            ds = ds.set_xindex(label)
-    return ds
 
 
 from .ecker2010 import ecker2010_path, read_ecker2010, response_window  # noqa: E402  (needs the helpers above)

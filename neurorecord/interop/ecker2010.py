@@ -50,7 +50,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from . import InteropError, _index_labels, _provenance
+from ..record.store import index_labels
+from . import InteropError, _provenance
 
 __all__ = ["ENV_VAR", "CITATION", "LICENCE", "ecker2010_path", "read_ecker2010", "response_window"]
 
@@ -455,7 +456,7 @@ def _session_dataset(path: Path, index: int, struct: object, source: dict[str, s
         "empty_trials_dropped": dropped,
         **source,
     })
-    return _index_labels(ds)
+    return index_labels(ds)
 
 
 def _sha256(path: Path) -> str:

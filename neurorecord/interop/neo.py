@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from . import InteropError, _index_labels, _provenance
+from ..record.store import index_labels
+from . import InteropError, _provenance
 
 __all__ = ["from_neo"]
 
@@ -192,7 +193,7 @@ def from_neo(segments: Any, bin_size: Any, t_start: Any = None, t_stop: Any = No
         "t_stop_ms": stop,
         "n_segments": len(segments),
     }
-    return _index_labels(xr.Dataset({"activity": activity}, coords=coords, attrs=attrs))
+    return index_labels(xr.Dataset({"activity": activity}, coords=coords, attrs=attrs))
 
 
 def _to_ms(pq: Any, name: str, value: Any) -> float:

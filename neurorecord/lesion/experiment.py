@@ -14,6 +14,7 @@ written to ``lesions/<name>``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,9 +91,6 @@ def plan_lesions(spec: LesionSpec, index: int, protocol: Protocol, model: torch.
         k = max(1, int(round(units.fraction * n)))
         rng = np.random.default_rng([protocol.seed, index])
         group, label = tuple(sorted(int(u) for u in rng.choice(n, size=k, replace=False))), f"fraction:{units.fraction:g}"
-    bad = [u for u in (singles or list(group or ())) if not 0 <= u < n]
-    if bad:
-        raise NeurorecordError(f"{where}: unit {bad[0]} does not exist in {region}, whose units are 0..{n - 1}", loc=("lesions", index, "units"))
     plan = LesionTargets([], [], [], [], n)
 
     def add(name: str, lesioned: tuple[int, ...], kind: str) -> None:
@@ -112,7 +110,7 @@ def plan_lesions(spec: LesionSpec, index: int, protocol: Protocol, model: torch.
 
 
 def run_lesion_sweeps(protocol: Protocol, model: torch.nn.Module, sets: list[StimulusSet], device: torch.device,
-                      group: zarr.Group, store: Path, done: dict[str, int], save_progress, quiet: bool) -> None:
+                      store: Path, done: dict[str, int], save_progress: Callable[[], None], quiet: bool) -> None:
     """Run every ``lesions:`` entry not finished yet, resuming a half-finished one at its next block.
 
     ``done[name]`` counts the finished lesions of each entry (``-1`` once its results are
@@ -122,12 +120,7 @@ def run_lesion_sweeps(protocol: Protocol, model: torch.nn.Module, sets: list[Sti
         if done.get(spec.name) == -1:
             continue
         stim = _set(sets, spec.evaluate)
-        params = stim.parameters()
-        if "label" not in params:
-            raise NeurorecordError(
-                f"lesions[{index}].evaluate: stimulus set {spec.evaluate!r} has no 'label' coordinate to score predictions against",
-                loc=("lesions", index, "evaluate"),
-            )
+        params = stim.parameters()  # its `label` and the unit indices were checked before recording
         labels = np.asarray(params["label"]).astype(np.int64)
         x = torch.from_numpy(stim.images(np.arange(len(stim))))
         try:

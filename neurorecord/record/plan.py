@@ -38,6 +38,10 @@ class PresentationPlan:
     def __len__(self) -> int:
         return self.n_stimuli * self.repetitions
 
+    def coord_names(self) -> set[str]:
+        """Names of the coordinates :meth:`coords` gives, without building them."""
+        return {"stimulus_id", "repetition", "stimulus_set"} | {k for s in self.sets for k in s.parameters()}
+
     def coords(self) -> dict[str, np.ndarray]:
         """Coordinates on ``presentation``: ``stimulus_id``, ``repetition``, ``stimulus_set`` and
         every stimulus parameter (a parameter missing from some set is NaN, or ``""`` for text)."""

@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,7 @@ from ..stimuli import build_stimulus_sets
 from ..subjects import Subject, build_subject
 from .plan import PresentationPlan
 from .regions import RegionLayout, RegionTap, reduce_output, region_layout
-from .store import RUN_ATTR, RunState, open_recording, read_run_state, write_run_state
+from .store import RUN_ATTR, RunState, open_recording, package_versions, read_run_state, write_run_state
 
 __all__ = ["Experiment", "prepare", "run", "ACTIVITY_CODEC"]
 
@@ -138,7 +137,7 @@ def _prepare(protocol: Protocol, device: str | None) -> Experiment:
     subject.model.to(dev)
     plan = PresentationPlan(build_stimulus_sets(protocol), rec.repetitions)
     if protocol.analyses:
-        names = set(plan.coords())
+        names = plan.coord_names()
         for i, analysis in enumerate(protocol.analyses):
             if analysis.by not in names:
                 raise NeurorecordError(
@@ -277,7 +276,7 @@ def run(
             if protocol.lesions:
                 from ..lesion.experiment import run_lesion_sweeps
 
-                run_lesion_sweeps(protocol, exp.subject.model, exp.plan.sets, exp.device, group, out,
+                run_lesion_sweeps(protocol, exp.subject.model, exp.plan.sets, exp.device, out,
                                   state.lesions_done, lambda: write_run_state(group, state), quiet)
             state.stage = "complete"
             group.attrs.update({"complete": True, "finished": _now(), RUN_ATTR: asdict(state)})
@@ -349,16 +348,6 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _versions() -> dict[str, str]:
-    found = {}
-    for name in _PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
-
-
 def _provenance(exp: Experiment) -> dict[str, Any]:
     p = exp.protocol
     return {
@@ -372,7 +361,7 @@ def _provenance(exp: Experiment) -> dict[str, Any]:
         "subject_weight_sha256": exp.subject.weight_sha256,
         "device": str(exp.device),
         "torch_threads": torch.get_num_threads(),
-        "packages": _versions(),
+        "packages": package_versions(_PACKAGES),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "created": _now(),

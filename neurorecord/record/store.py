@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import zarr
 
 from ..errors import IncompleteRecordingError, StoreError
 
-__all__ = ["RUN_ATTR", "RunState", "read_run_state", "write_run_state", "open_recording", "root_attrs", "not_a_store"]
+__all__ = ["RUN_ATTR", "RunState", "index_labels", "package_versions", "read_run_state", "write_run_state", "open_recording", "root_attrs", "not_a_store"]
 
 #: Root attribute holding the :class:`RunState`.
 RUN_ATTR = "run"
@@ -133,11 +134,26 @@ def open_recording(path: str | os.PathLike[str], allow_incomplete: bool = False)
 
 def _with_loaded_coords(ds: xr.Dataset) -> xr.Dataset:
     """Coordinates in memory (they are small) and label indexes, so groupby/sel work directly."""
-    ds = ds.assign_coords({name: _plain_strings(ds[name].variable.load()) for name in ds.coords})
+    return index_labels(ds.assign_coords({name: _plain_strings(ds[name].variable.load()) for name in ds.coords}))
+
+
+def index_labels(ds: xr.Dataset) -> xr.Dataset:
+    """Index ``stimulus_id`` and ``neuroid_id`` so that ``.sel(neuroid_id="fc1.3")`` works."""
     for label in ("stimulus_id", "neuroid_id"):
         if label in ds.coords and ds[label].ndim == 1 and ds[label].dims[0] not in ds.indexes:
             ds = ds.set_xindex(label)
     return ds
+
+
+def package_versions(names: tuple[str, ...]) -> dict[str, str]:
+    """Installed versions of ``names`` (``"not installed"`` for a missing one), for provenance."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
 
 
 def _plain_strings(variable: xr.Variable) -> xr.Variable:

@@ -4,7 +4,6 @@ a bad `by` gives the standard message, and a seed fixes the output."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +12,9 @@ import xarray as xr
 import neurorecord
 from neurorecord import analysis
 from neurorecord.analysis import AnalysisError
+from tests.helpers import ECKER_FILE
 
-REPO = Path(__file__).resolve().parents[2]
-V1_FILE = REPO.parent / "shared" / "data" / "v1-ecker2010" / "data_v1_binned_moving.mat"
+V1_FILE = ECKER_FILE
 
 # name -> (function, keyword arguments beyond `by`, needs angles in `by`)
 ANALYSES = {

@@ -28,9 +28,10 @@ from statsmodels.stats.multitest import multipletests
 
 from neurorecord.analysis import AnalysisError, selectivity
 from neurorecord.interop.ecker2010 import ecker2010_path
+from tests.helpers import ECKER_FILE
 
 REPO = Path(__file__).resolve().parents[2]
-ECKER = ecker2010_path() or REPO.parent / "shared" / "data" / "v1-ecker2010" / "data_v1_binned_moving.mat"
+ECKER = ecker2010_path() or ECKER_FILE
 needs_file = pytest.mark.skipif(not ECKER.is_file(), reason=f"Ecker 2010 data file not found at {ECKER}")
 
 SESSIONS = (0, 14, 25)  # monkey H; monkey D (whole-degree directions); D with 9 empty trial slots
@@ -181,10 +182,8 @@ def check_against_direct(result, direct: dict[str, np.ndarray], example, directi
 
 
 @pytest.fixture(scope="module")
-def raw():
-    if not ECKER.is_file():
-        pytest.skip(f"Ecker 2010 data file not found at {ECKER}")
-    return scipy.io.loadmat(ECKER, squeeze_me=True, struct_as_record=False)["data"]
+def raw(raw_ecker):
+    return raw_ecker
 
 
 @pytest.fixture(scope="module")

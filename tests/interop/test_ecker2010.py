@@ -19,20 +19,18 @@ import xarray as xr
 
 from neurorecord.errors import NeurorecordError
 from neurorecord.interop import InteropError, ecker2010_path, read_ecker2010, response_window
+from tests.helpers import ECKER_FILE
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared" / "data" / "v1-ecker2010" / "data_v1_binned_moving.mat"
+SHARED = ECKER_FILE
 ECKER = ecker2010_path() or SHARED
 SHA256 = "5b3860886488a735b5d00f86b3113a12194f91fc377fa063dc6cfeae07b3fe80"
 needs_file = pytest.mark.skipif(not ECKER.is_file(), reason=f"Ecker 2010 data file not found at {ECKER}")
 
 
 @pytest.fixture(scope="module")
-def raw():
-    """The file as the README says to read it (squeeze_me=True): an independent reference."""
-    if not ECKER.is_file():
-        pytest.skip(f"Ecker 2010 data file not found at {ECKER}")
-    return scipy.io.loadmat(ECKER, squeeze_me=True, struct_as_record=False)["data"]
+def raw(raw_ecker):
+    return raw_ecker
 
 
 @pytest.fixture(scope="module")

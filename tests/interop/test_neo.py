@@ -3,7 +3,6 @@ trip of Ecker et al. (2010) sessions through Neo segments and back."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import neo
 import numpy as np
@@ -12,9 +11,9 @@ import quantities as pq
 import xarray as xr
 
 from neurorecord.interop import InteropError, ecker2010_path, from_neo, read_ecker2010
+from tests.helpers import ECKER_FILE
 
-REPO = Path(__file__).resolve().parents[2]
-ECKER = ecker2010_path() or REPO.parent / "shared" / "data" / "v1-ecker2010" / "data_v1_binned_moving.mat"
+ECKER = ecker2010_path() or ECKER_FILE
 
 
 def _segment(stimulus_id, trains, **annotations):
