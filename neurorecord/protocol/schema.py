@@ -11,7 +11,12 @@ import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PositiveInt, PrivateAttr, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, PositiveInt, PrivateAttr, model_validator
+
+from ._base import Preprocess, StimulusBase
+from ._base import Strict as _Strict
+from .loaded import LOADED_SPECS
+from .parametric import PARAMETRIC_SPECS
 
 FORMAT_VERSION = 1
 
@@ -22,6 +27,8 @@ __all__ = [
     "DigitsStimuli",
     "NpyStimuli",
     "StimulusSpec",
+    "StimulusBase",
+    "Preprocess",
     "RecordSpec",
     "STIMULUS_KINDS",
     "AnalysisSpec",
@@ -39,10 +46,6 @@ def _numbers_are_names(value: Any) -> Any:
 
 #: Module names; bare integers (YAML's reading of ``[0, 2]``) are taken as names.
 RegionNames = Annotated[list[str], BeforeValidator(_numbers_are_names)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SubjectSpec(_Strict):
@@ -73,33 +76,35 @@ class SubjectSpec(_Strict):
         return self
 
 
-class DigitsStimuli(_Strict):
+class DigitsStimuli(StimulusBase):
     """scikit-learn's 8x8 handwritten digits (1,797 images, pixel values scaled to [0, 1]).
 
     The split is fixed and stratified: within each digit class, every fourth image (in the
     dataset's order) is held out as ``test``; the rest is ``train``.
     """
 
-    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     kind: Literal["digits"]
     split: Literal["test", "train", "all"] = "test"
 
 
-class NpyStimuli(_Strict):
+class NpyStimuli(StimulusBase):
     """Images from a ``.npy`` file of shape (n, channels, height, width) or (n, height, width).
 
     Read memory-mapped, so a set larger than RAM streams. ``labels`` optionally names a ``.npy``
     file of n integers, recorded as the ``label`` coordinate.
     """
 
-    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     kind: Literal["npy"]
     path: str
     labels: str | None = None
 
 
-StimulusSpec = Annotated[Union[DigitsStimuli, NpyStimuli], Field(discriminator="kind")]
-STIMULUS_KINDS: dict[str, type[BaseModel]] = {"digits": DigitsStimuli, "npy": NpyStimuli}
+_STIMULUS_MODELS: tuple[type[BaseModel], ...] = (DigitsStimuli, NpyStimuli, *LOADED_SPECS, *PARAMETRIC_SPECS)
+StimulusSpec = Annotated[Union[_STIMULUS_MODELS], Field(discriminator="kind")]  # type: ignore[valid-type]
+#: Every stimulus ``kind`` and its spec model.
+STIMULUS_KINDS: dict[str, type[BaseModel]] = {
+    kind: model for model in _STIMULUS_MODELS for kind in model.model_fields["kind"].annotation.__args__
+}
 
 
 class RecordSpec(_Strict):

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
+from pydantic import BaseModel
+
 from ..errors import StimulusError
 from ..protocol.schema import DigitsStimuli, NpyStimuli, Protocol
 from .arrays import NpySet
 from .base import StimulusSet
 from .digits import DigitsSet, digits_split, load_digits_array
+from .loaded import LOADED_BUILDERS
+from .parametric import PARAMETRIC_BUILDERS
 
-__all__ = ["StimulusSet", "DigitsSet", "NpySet", "build_stimulus_sets", "digits_split", "load_digits_array"]
+__all__ = ["StimulusSet", "DigitsSet", "NpySet", "build_stimulus_set", "build_stimulus_sets", "digits_split", "load_digits_array"]
+
+#: How each spec model becomes a stimulus set: ``builder(spec, protocol) -> StimulusSet``.
+BUILDERS: dict[type[BaseModel], Callable[[BaseModel, Protocol], StimulusSet]] = {
+    DigitsStimuli: lambda spec, protocol: DigitsSet(spec.name, spec.split),
+    NpyStimuli: lambda spec, protocol: NpySet(
+        spec.name, protocol.resolve(spec.path), protocol.resolve(spec.labels) if spec.labels else None
+    ),
+    **LOADED_BUILDERS,
+    **PARAMETRIC_BUILDERS,
+}
+
+
+def build_stimulus_set(spec: BaseModel, protocol: Protocol) -> StimulusSet:
+    """Build the stimulus set one ``stimuli:`` entry describes (paths resolve against the protocol's folder)."""
+    return BUILDERS[type(spec)](spec, protocol)
 
 
 def build_stimulus_sets(protocol: Protocol) -> list[StimulusSet]:
@@ -16,13 +37,7 @@ def build_stimulus_sets(protocol: Protocol) -> list[StimulusSet]:
     sets: list[StimulusSet] = []
     for i, spec in enumerate(protocol.stimuli):
         try:
-            if isinstance(spec, DigitsStimuli):
-                sets.append(DigitsSet(spec.name, spec.split))
-            elif isinstance(spec, NpyStimuli):
-                labels = protocol.resolve(spec.labels) if spec.labels else None
-                sets.append(NpySet(spec.name, protocol.resolve(spec.path), labels))
-            else:  # pragma: no cover - the schema admits no other kind
-                raise TypeError(f"unhandled stimulus kind {spec.kind!r}")
+            sets.append(build_stimulus_set(spec, protocol))
         except StimulusError as exc:
             exc.loc = exc.loc or ("stimuli", i)
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from typing import Any
 
 import numpy as np
 
@@ -21,11 +22,15 @@ class StimulusSet(abc.ABC):
     name : str
         The set's name in the protocol; recorded as the ``stimulus_set`` coordinate.
     image_shape : tuple of int
-        (channels, height, width) of every image.
+        (channels, height, width) of every image (of every frame, for a sequence set).
+    time_steps : int or None
+        None for static images; for a sequence set (a drifting grating, a movie) the number of
+        frames each stimulus has, and :meth:`images` then returns (n, time_steps, C, H, W).
     """
 
     name: str
     image_shape: tuple[int, int, int]
+    time_steps: int | None = None
 
     @abc.abstractmethod
     def __len__(self) -> int:
@@ -37,4 +42,19 @@ class StimulusSet(abc.ABC):
 
     @abc.abstractmethod
     def images(self, index: np.ndarray) -> np.ndarray:
-        """Images of the stimuli at ``index``: float32, shape (len(index), channels, height, width)."""
+        """Images of the stimuli at ``index``: float32, shape (len(index), channels, height, width),
+        or (len(index), time_steps, channels, height, width) for a sequence set."""
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance of the set, JSON-serialisable; recorded in the store's ``stimulus_sets`` attribute.
+
+        Subclasses add what they were built from (files and their sha256, generator parameters,
+        preprocessing steps) to this base description.
+        """
+        return {
+            "name": self.name,
+            "class": type(self).__name__,
+            "n": len(self),
+            "image_shape": list(self.image_shape),
+            "time_steps": self.time_steps,
+        }
