@@ -30,6 +30,8 @@ __all__ = [
     "StimulusBase",
     "Preprocess",
     "RecordSpec",
+    "TimeSpec",
+    "Variability",
     "STIMULUS_KINDS",
     "AnalysisSpec",
     "ANALYSIS_KINDS",
@@ -107,6 +109,53 @@ STIMULUS_KINDS: dict[str, type[BaseModel]] = {
 }
 
 
+class TimeSpec(_Strict):
+    """Time-resolved presentation for recurrent and sequence subjects.
+
+    Every presentation lasts ``steps`` time steps; the stimulus is shown during steps
+    ``onset`` to ``offset - 1`` and blank frames (every pixel ``blank``) come before and after. A
+    static image is repeated on every stimulus step; a sequence set (a drifting grating) must have
+    exactly ``offset - onset`` frames. The subject receives (batch, steps, channels, height,
+    width) and every recorded region must output (batch, steps, ...); the store gets a
+    ``time_bin`` dim with ``time_bin_start`` / ``time_bin_end`` in ms after stimulus onset.
+    """
+
+    steps: PositiveInt = Field(..., description="Time steps per presentation.")
+    onset: int = Field(..., ge=0, description="First step showing the stimulus (steps before it are blank).")
+    offset: PositiveInt = Field(..., description="First blank step after the stimulus (exclusive end of the stimulus epoch).")
+    step_ms: float = Field(10.0, gt=0, description="Duration one step stands for, in ms (sets time_bin_start/end).")
+    blank: float = Field(0.0, description="Pixel value of the blank frames.")
+
+    @model_validator(mode="after")
+    def _epochs_fit(self) -> "TimeSpec":
+        if not self.onset < self.offset <= self.steps:
+            raise ValueError(
+                f"expected 0 <= onset < offset <= steps, found onset {self.onset}, offset {self.offset}, steps {self.steps}"
+            )
+        return self
+
+
+class DropoutNoise(_Strict):
+    """Units of ``region`` silenced at random on each presentation, as neural noise."""
+
+    region: str = Field(..., description="Module whose output units are dropped.")
+    p: float = Field(..., gt=0, lt=1, description="Probability that a unit is silenced on a presentation.")
+    rescale: bool = Field(True, description="Multiply kept units by 1/(1-p), so the mean activity is unchanged.")
+
+
+class Variability(_Strict):
+    """Trial-to-trial variability, drawn independently for every presentation from the protocol's seed.
+
+    Applied in this order: jitter (the image shifted by whole pixels, uncovered pixels set to
+    ``fill``), input noise (Gaussian, added to every pixel of every frame), dropout (in a region).
+    """
+
+    input_noise: float = Field(0.0, ge=0, description="Standard deviation of Gaussian noise added to every pixel (image units).")
+    jitter: int = Field(0, ge=0, description="Largest shift in pixels; x and y shifts are uniform integers in [-jitter, jitter].")
+    fill: float = Field(0.0, description="Value of pixels uncovered by a jitter shift.")
+    dropout: DropoutNoise | None = Field(None, description="Dropout in a region as neural noise.")
+
+
 class RecordSpec(_Strict):
     """What is recorded and how."""
 
@@ -117,6 +166,8 @@ class RecordSpec(_Strict):
     )
     repetitions: PositiveInt = Field(1, description="Times each stimulus is presented.")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    variability: Variability | None = Field(None, description="Trial-to-trial variability (noise, jitter, dropout).")
+    time: TimeSpec | None = Field(None, description="Time-resolved presentation (recurrent and sequence subjects).")
 
     @model_validator(mode="after")
     def _unique_regions(self) -> "RecordSpec":

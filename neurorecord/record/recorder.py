@@ -41,8 +41,9 @@ from ..protocol import Protocol, load_protocol
 from ..stimuli import build_stimulus_sets
 from ..subjects import Subject, build_subject
 from .plan import PresentationPlan
-from .regions import RegionLayout, RegionTap, reduce_output, region_layout
+from .regions import RegionLayout, RegionTap, reduce_output, reduce_time_output, region_layout
 from .store import RUN_ATTR, RunState, open_recording, package_versions, read_run_state, write_run_state
+from .trials import TrialVariability
 
 __all__ = ["Experiment", "prepare", "run", "ACTIVITY_CODEC"]
 
@@ -64,6 +65,17 @@ class Experiment:
     device: torch.device
     tap: RegionTap
     layouts: dict[str, RegionLayout]
+    variability: TrialVariability
+
+    @property
+    def time_steps(self) -> int | None:
+        """Time steps per presentation (None: not time-resolved)."""
+        return None if self.plan.time is None else self.plan.time.steps
+
+    def reduce(self, output: torch.Tensor) -> torch.Tensor:
+        """One region's batch output as stored: (batch, neuroid), or (batch, neuroid, time_bin)."""
+        reduce = self.protocol.record.reduce
+        return reduce_output(output, reduce) if self.time_steps is None else reduce_time_output(output, reduce, self.time_steps)
 
     def summary(self) -> str:
         """Human-readable plan: presentations, regions and unit counts, size on disk (uncompressed)."""
@@ -75,9 +87,18 @@ class Experiment:
             f"presentations {len(self.plan)} = {self.plan.n_stimuli} stimuli x {self.plan.repetitions} repetitions; "
             f"batch {rec.batch_size}; device {self.device}",
         ]
+        if rec.time is not None:
+            t = rec.time
+            lines.append(f"time     {t.steps} steps of {t.step_ms:g} ms; stimulus on steps {t.onset}..{t.offset - 1}, blank {t.blank:g} otherwise")
+        if self.variability.active:
+            v = rec.variability
+            parts = [f"input noise s.d. {v.input_noise:g}"] if v.input_noise else []
+            parts += [f"jitter up to {v.jitter} px"] if v.jitter else []
+            parts += [f"dropout p={v.dropout.p:g} in {v.dropout.region}"] if v.dropout else []
+            lines.append(f"trials   {', '.join(parts)}")
         total = 0
         for layout in self.layouts.values():
-            nbytes = 4 * len(self.plan) * layout.n_neuroid
+            nbytes = 4 * len(self.plan) * layout.n_neuroid * (self.time_steps or 1)
             total += nbytes
             how = f" (reduce: {layout.reduce})" if len(layout.output_shape) > 1 else ""
             lines.append(
@@ -135,7 +156,15 @@ def _prepare(protocol: Protocol, device: str | None) -> Experiment:
         exc.loc = ("subject", field)
         raise
     subject.model.to(dev)
-    plan = PresentationPlan(build_stimulus_sets(protocol), rec.repetitions)
+    plan = PresentationPlan(build_stimulus_sets(protocol), rec.repetitions, rec.time)
+    variability = TrialVariability(rec.variability, protocol.seed, len(plan))
+    variability.check_region(subject.model)
+    if rec.time is not None and protocol.lesions:
+        raise NeurorecordError(
+            "lesions: lesion sweeps score one prediction per stimulus and are not available for time-resolved "
+            "recordings (record.time); record the lesioned network's activity instead, or drop record.time",
+            loc=("lesions",),
+        )
     if protocol.analyses:
         names = plan.coord_names()
         for i, analysis in enumerate(protocol.analyses):
@@ -162,15 +191,19 @@ def _prepare(protocol: Protocol, device: str | None) -> Experiment:
             ) from None
     for i, r in enumerate(rec.regions):
         try:
-            reduce_output(outputs[r], rec.reduce)
+            if rec.time is None:
+                reduce_output(outputs[r], rec.reduce)
+            else:
+                reduce_time_output(outputs[r], rec.reduce, rec.time.steps)
         except RegionError as exc:
             exc.loc = ("record", "regions", i)
             raise
+    # a time-resolved region's units are laid out like one time step's output
     layouts = {
-        r: region_layout(r, modules[r], outputs[r], rec.reduce, tap.output_element.get(r))
+        r: region_layout(r, modules[r], outputs[r] if rec.time is None else outputs[r][:, 0], rec.reduce, tap.output_element.get(r))
         for r in rec.regions
     }
-    return Experiment(protocol, subject, plan, dev, tap, layouts)
+    return Experiment(protocol, subject, plan, dev, tap, layouts, variability)
 
 
 def _check_lesion(i: int, lesion: Any, subject: Subject, plan: PresentationPlan, probe: torch.Tensor) -> None:
@@ -368,6 +401,7 @@ def _provenance(exp: Experiment) -> dict[str, Any]:
         "complete": False,
         "regions": list(exp.layouts),
         "presentations": len(exp.plan),
+        "stimulus_sets": [s.describe() for s in exp.plan.sets],
     }
 
 
@@ -375,12 +409,17 @@ def _create_regions(out: Path, exp: Experiment) -> None:
     """Write one node per region: every coordinate and attribute, and an empty (NaN) ``activity``."""
     rec = exp.protocol.record
     n = len(exp.plan)
-    pres = {k: ("presentation", v) for k, v in exp.plan.coords().items()}
+    pres = {k: ("presentation", v) for k, v in {**exp.plan.coords(), **exp.variability.coords()}.items()}
+    times = {k: ("time_bin", v) for k, v in exp.plan.time_coords().items()}
+    if times:
+        times["time_bin_start"] += ({"units": "ms", "long_name": "bin start after stimulus onset"},)
+        times["time_bin_end"] += ({"units": "ms", "long_name": "bin end after stimulus onset"},)
     for region, layout in exp.layouts.items():
-        chunks = (min(rec.batch_size, n), layout.n_neuroid)
+        dims: tuple[str, ...] = ("presentation", "neuroid") + (("time_bin",) if times else ())
+        chunks = (min(rec.batch_size, n), layout.n_neuroid) + ((exp.time_steps,) if times else ())
         activity = xr.Variable(
-            ("presentation", "neuroid"),
-            da.zeros((n, layout.n_neuroid), chunks=chunks, dtype=np.float32),
+            dims,
+            da.zeros((n, *chunks[1:]), chunks=chunks, dtype=np.float32),
             attrs={
                 "units": "a.u.",
                 "long_name": f"activity of {region}",
@@ -391,7 +430,7 @@ def _create_regions(out: Path, exp: Experiment) -> None:
         neur = {k: ("neuroid", v) for k, v in layout.coords.items()}
         node = xr.Dataset(
             {"activity": activity},
-            coords={**pres, **neur},
+            coords={**pres, **neur, **times},
             attrs={
                 "region": region,
                 "module_type": layout.module_type,
@@ -411,7 +450,8 @@ def _record_batches(group: zarr.Group, exp: Experiment, state: RunState, quiet: 
     # every chunk gets real data, so skip zarr's scan of each chunk for "all fill value"
     arrays = {r: group[f"{r}/activity"].with_config({"write_empty_chunks": True}) for r in exp.layouts}
     # two reusable host buffers per region: one being filled, one being written
-    slots = [{r: np.zeros((size, lay.n_neuroid), dtype=np.float32) for r, lay in exp.layouts.items()} for _ in range(2)]
+    steps = (exp.time_steps,) if exp.time_steps else ()
+    slots = [{r: np.zeros((size, lay.n_neuroid, *steps), dtype=np.float32) for r, lay in exp.layouts.items()} for _ in range(2)]
 
     def write(batch: int, start: int, stop: int, slot: dict[str, np.ndarray]) -> None:
         for region, array in arrays.items():
@@ -423,7 +463,8 @@ def _record_batches(group: zarr.Group, exp: Experiment, state: RunState, quiet: 
     bar = tqdm(total=n, initial=min(state.batches_done * size, n), unit="stim", desc=f"recording {exp.protocol.name}",
                disable=quiet, file=sys.stderr, dynamic_ncols=True)
     cuda = [exp.device.index or 0] if exp.device.type == "cuda" else []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurorecord-writer") as pool, torch.random.fork_rng(devices=cuda):
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurorecord-writer") as pool, torch.random.fork_rng(devices=cuda), \
+            exp.variability.neural_noise(exp.subject.model):
         model_was_training = exp.subject.model.training
         exp.subject.model.eval()
         try:
@@ -431,14 +472,14 @@ def _record_batches(group: zarr.Group, exp: Experiment, state: RunState, quiet: 
                 start, stop = batch * size, min(n, (batch + 1) * size)
                 # each batch its own seed: a resumed run draws exactly what an uninterrupted one would
                 torch.manual_seed(int(np.random.SeedSequence([exp.protocol.seed, batch]).generate_state(1)[0]))
-                x = torch.from_numpy(exp.plan.images(start, stop)).to(exp.device)
+                x = exp.variability.apply(torch.from_numpy(exp.plan.images(start, stop)).to(exp.device), start)
                 with torch.inference_mode():
                     outputs = exp.tap(x)
                     if len(pending) == 2:
                         pending.popleft().result()
                     slot = slots[batch % 2]
                     for region, output in outputs.items():
-                        torch.from_numpy(slot[region][: stop - start]).copy_(reduce_output(output, rec.reduce))
+                        torch.from_numpy(slot[region][: stop - start]).copy_(exp.reduce(output))
                 del outputs
                 pending.append(pool.submit(write, batch, start, stop, slot))
                 bar.update(stop - start)

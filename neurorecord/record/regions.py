@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import RegionError, did_you_mean
 
-__all__ = ["RegionTap", "RegionLayout", "reduce_output", "region_layout"]
+__all__ = ["RegionTap", "RegionLayout", "reduce_output", "reduce_time_output", "region_layout"]
 
 REDUCTIONS = ("mean", "max", "center", "none")
 
@@ -185,6 +185,27 @@ def reduce_output(output: torch.Tensor, reduce: str) -> torch.Tensor:
             "or a conv output (batch, channels, [height,] width)"
         )
     return out if out.dtype == torch.float32 else out.float()
+
+
+def reduce_time_output(output: torch.Tensor, reduce: str, steps: int) -> torch.Tensor:
+    """Turn a time-resolved region's batch output (batch, steps, ...) into (batch, neuroid, steps).
+
+    What follows the time dim is treated as one step's output by :func:`reduce_output` (units, or a
+    conv output reduced over space).
+
+    >>> import torch
+    >>> reduce_time_output(torch.arange(6.).reshape(1, 3, 2), "mean", steps=3)
+    tensor([[[0., 2., 4.],
+             [1., 3., 5.]]])
+    """
+    if output.ndim < 3 or output.shape[1] != steps:
+        raise RegionError(
+            f"record.regions: output of shape {tuple(output.shape)} has no time dim: with record.time every recorded "
+            f"region must output (batch, steps={steps}, ...), time second (batch_first for recurrent layers)"
+        )
+    batch = output.shape[0]
+    flat = reduce_output(output.reshape(batch * steps, *output.shape[2:]), reduce)
+    return flat.reshape(batch, steps, -1).transpose(1, 2)
 
 
 @dataclass

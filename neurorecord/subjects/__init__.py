@@ -2,7 +2,7 @@
 
 from .base import Subject, weight_sha256
 from .load import build_subject, load_entry_point
-from .zoo import ZOO, ZooRecipe, cache_folder, digits_cnn, digits_mlp, load_zoo_subject
+from .zoo import ZOO, DigitsGRU, ZooRecipe, cache_folder, digits32_cnn, digits_cnn, digits_mlp, load_zoo_subject
 
 __all__ = [
     "Subject",
@@ -14,5 +14,7 @@ __all__ = [
     "cache_folder",
     "digits_cnn",
     "digits_mlp",
+    "digits32_cnn",
+    "DigitsGRU",
     "load_zoo_subject",
 ]
