@@ -186,7 +186,10 @@ def _prepare(protocol: Protocol, device: str | None) -> Experiment:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise SubjectError(
                 f"subject {subject.name!r} failed on the stimuli (images of shape {tuple(probe.shape[1:])}): "
-                f"{type(exc).__name__}: {detail}",
+                f"{type(exc).__name__}: {detail}"
+                + ("" if rec.time is None else
+                   f"; with record.time the subject receives (batch, steps={rec.time.steps}, channels, height, width): "
+                   "is it a recurrent or sequence model (such as zoo digits-gru)?"),
                 loc=("subject",),
             ) from None
     for i, r in enumerate(rec.regions):

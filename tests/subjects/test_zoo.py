@@ -74,5 +74,5 @@ def test_regions_are_post_relu():
 
 
 def test_unknown_zoo_name():
-    with pytest.raises(SubjectError, match=r"unknown zoo subject 'digits-mpl' \(did you mean 'digits-mlp'\?\); available: digits-cnn, digits-mlp"):
+    with pytest.raises(SubjectError, match=r"unknown zoo subject 'digits-mpl' \(did you mean 'digits-mlp'\?\); available: digits-cnn, digits-gru, digits-mlp, digits32-cnn"):
         load_zoo_subject("digits-mpl")
