@@ -27,7 +27,7 @@ from ..protocol.schema import (
 from ._units import AnalysisError
 from .populations import Population, define_population
 
-__all__ = ["compute_analysis", "run_analyses", "save_analysis", "save_analysis_node", "load_analysis", "load_population", "ANALYSES_NODE"]
+__all__ = ["compute_analysis", "select_time_window", "run_analyses", "save_analysis", "save_analysis_node", "load_analysis", "load_population", "ANALYSES_NODE"]
 
 #: Root node of the analysis results in a store.
 ANALYSES_NODE = "analyses"
@@ -106,10 +106,40 @@ def run_analyses(protocol: Protocol, tree: xr.DataTree, store: str | os.PathLike
     written = []
     for spec in protocol.analyses:
         for region in protocol.analysis_regions(spec):
-            result = compute_analysis(spec, tree[region]["activity"], seed=protocol.seed)
+            result = compute_analysis(spec, select_time_window(tree[region]["activity"], spec.window), seed=protocol.seed)
             save_analysis(store, region, spec.name, result)
             written.append(f"{ANALYSES_NODE}/{region}/{spec.name}")
     return written
+
+
+def select_time_window(activity: xr.DataArray, window: str | tuple[float, float]) -> xr.DataArray:
+    """The time bins of ``activity`` an analysis averages over (a recording without ``time_bin`` is returned as is).
+
+    ``window`` is ``"all"``, ``"stimulus"`` (bins whose ``epoch`` coordinate is ``stimulus``) or
+    ``(start, end)`` in the units of ``time_bin_start``/``time_bin_end`` (ms after onset): the
+    bins with ``start <= time_bin_start`` and ``time_bin_end <= end``.
+
+    >>> a = xr.DataArray(np.arange(4.)[None, None, :], dims=("presentation", "neuroid", "time_bin"),
+    ...                  coords={"time_bin_start": ("time_bin", [-10., 0., 10., 20.]),
+    ...                          "time_bin_end": ("time_bin", [0., 10., 20., 30.])})
+    >>> select_time_window(a, (0, 20)).values.ravel().tolist()
+    [1.0, 2.0]
+    """
+    if "time_bin" not in activity.dims or window == "all":
+        return activity
+    if window == "stimulus":
+        if "epoch" not in activity.coords:
+            raise AnalysisError("window 'stimulus' needs an 'epoch' coordinate on time_bin (recorded with record.time)")
+        chosen = activity["epoch"].values == "stimulus"
+    else:
+        start, end = window
+        chosen = (activity["time_bin_start"].values >= start) & (activity["time_bin_end"].values <= end)
+    if not chosen.any():
+        raise AnalysisError(
+            f"window {window!r} selects no time bin; bins span {float(activity['time_bin_start'].min()):g} to "
+            f"{float(activity['time_bin_end'].max()):g} ms"
+        )
+    return activity.isel(time_bin=np.flatnonzero(chosen))
 
 
 def _jsonable(value: object) -> object:

@@ -181,6 +181,11 @@ class _AnalysisBase(_Strict):
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Name of the result in the store.")
     regions: RegionNames | Literal["all"] = Field("all", description="Recorded regions to analyse ('all' or a list).")
     by: str = Field(..., description="Presentation coordinate defining the conditions (e.g. label, orientation).")
+    window: Literal["all", "stimulus"] | tuple[float, float] = Field(
+        "all",
+        description="Time-resolved recordings: time bins averaged into the response: 'all', 'stimulus' (the stimulus "
+        "epoch), or [start_ms, end_ms] (bins lying inside, times after stimulus onset).",
+    )
 
 
 class TuningCurveAnalysis(_AnalysisBase):

@@ -133,3 +133,23 @@ def test_gru_zoo_subject_learns_the_task():
     assert c.info["test_accuracy"] > 0.9
     with torch.inference_mode():
         assert c.model(torch.zeros(2, 1, 32, 32)).shape == (2, 10)
+
+
+def test_analyses_average_the_asked_time_window(write_protocol, tmp_path):
+    from neurorecord.analysis import anova
+    from neurorecord.analysis.runner import load_analysis
+
+    text = GRU + (
+        "analyses:\n"
+        "  - {name: stim, kind: anova, by: label, regions: [gru], window: stimulus}\n"
+        "  - {name: late, kind: anova, by: label, regions: [gru], window: [100, 150]}\n"
+        "  - {name: every, kind: anova, by: label, regions: [gru]}\n"
+    )
+    tree = neurorecord.run(write_protocol(text), tmp_path / "out", quiet=True)
+    act = tree["gru"]["activity"].load()
+    for name, bins in (("stim", [2, 3, 4, 5]), ("late", [6, 7]), ("every", list(range(10)))):
+        got = load_analysis(tmp_path / "out", "gru", name)
+        want = anova(act.isel(time_bin=bins).mean("time_bin"), "label")
+        np.testing.assert_allclose(got["F"].values, want["F"].values, rtol=1e-6)
+    assert not np.allclose(load_analysis(tmp_path / "out", "gru", "stim")["F"].values,
+                           load_analysis(tmp_path / "out", "gru", "late")["F"].values)
