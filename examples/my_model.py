@@ -1,4 +1,4 @@
-"""A user's own model, recorded through a protocol's ``entry_point`` (see ``my-model.yaml``).
+"""A user's own model, recorded through a protocol's ``entry_point`` (see ``protocols/entry-point.yaml``).
 
 neurorecord imports this file as the module ``my_model`` (it looks in the protocol file's
 folder first) and calls ``build(**kwargs)`` with the protocol's ``subject.kwargs``. Whatever

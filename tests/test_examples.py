@@ -76,7 +76,7 @@ def test_read_recording_prints_tables(tmp_path: Path) -> None:
 
 def test_my_model_protocol_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "my-model"
-    assert main(["run", str(EXAMPLES / "my-model.yaml"), "--out", str(out), "--quiet"]) == 0
+    assert main(["run", str(REPO / "protocols" / "entry-point.yaml"), "--out", str(out), "--quiet"]) == 0
     tree = neurorecord.open_recording(out)
     assert tree.attrs["regions"] == ["conv", "hidden"]
     assert set(tree.children) == {"conv", "hidden"}

@@ -8,13 +8,14 @@ from pydantic import BaseModel
 
 from ..errors import StimulusError
 from ..protocol.schema import DigitsStimuli, NpyStimuli, Protocol
-from .arrays import NpySet
+from .arrays import NpySet, NpzSet, ZarrSet
 from .base import StimulusSet
 from .digits import DigitsSet, digits_split, load_digits_array
-from .loaded import LOADED_BUILDERS
+from .loaded import LOADED_BUILDERS, ImageFolderSet
 from .parametric import PARAMETRIC_BUILDERS
+from .preprocess import PreprocessedSet
 
-__all__ = ["StimulusSet", "DigitsSet", "NpySet", "build_stimulus_set", "build_stimulus_sets", "digits_split", "load_digits_array"]
+__all__ = ["StimulusSet", "DigitsSet", "NpySet", "NpzSet", "ZarrSet", "ImageFolderSet", "PreprocessedSet", "build_stimulus_set", "build_stimulus_sets", "digits_split", "load_digits_array"]
 
 #: How each spec model becomes a stimulus set: ``builder(spec, protocol) -> StimulusSet``.
 BUILDERS: dict[type[BaseModel], Callable[[BaseModel, Protocol], StimulusSet]] = {
@@ -28,8 +29,14 @@ BUILDERS: dict[type[BaseModel], Callable[[BaseModel, Protocol], StimulusSet]] = 
 
 
 def build_stimulus_set(spec: BaseModel, protocol: Protocol) -> StimulusSet:
-    """Build the stimulus set one ``stimuli:`` entry describes (paths resolve against the protocol's folder)."""
-    return BUILDERS[type(spec)](spec, protocol)
+    """Build the stimulus set one ``stimuli:`` entry describes (paths resolve against the protocol's folder).
+
+    An entry's ``preprocess`` steps wrap the set in a
+    :class:`~neurorecord.stimuli.preprocess.PreprocessedSet`, whatever its kind.
+    """
+    built = BUILDERS[type(spec)](spec, protocol)
+    preprocess = getattr(spec, "preprocess", None)
+    return built if preprocess is None else PreprocessedSet(built, preprocess)
 
 
 def build_stimulus_sets(protocol: Protocol) -> list[StimulusSet]:

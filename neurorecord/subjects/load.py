@@ -37,8 +37,14 @@ def build_subject(spec: SubjectSpec, folder: Path) -> Subject:
         model.eval()
         return Subject(name=path.name, model=model, source={"torchscript": str(path)})
     assert spec.entry_point is not None
-    model = load_entry_point(spec.entry_point, folder, spec.kwargs)
-    source: dict[str, Any] = {"entry_point": spec.entry_point, "kwargs": dict(spec.kwargs)}
+    where = folder
+    if spec.python_path is not None:
+        where = Path(spec.python_path).expanduser()
+        where = where if where.is_absolute() else folder / where
+        if not where.is_dir():
+            raise SubjectError(f"{where}: subject.python_path: folder not found")
+    model = load_entry_point(spec.entry_point, where, spec.kwargs)
+    source: dict[str, Any] = {"entry_point": spec.entry_point, "kwargs": dict(spec.kwargs), "python_path": str(where)}
     if spec.state_dict is not None:
         path = _existing(folder, spec.state_dict, "subject.state_dict")
         _load_state_dict(model, path, spec.entry_point)
