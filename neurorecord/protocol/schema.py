@@ -62,6 +62,9 @@ class SubjectSpec(_Strict):
         None, description="'module:callable' returning a torch.nn.Module; module looked up in the protocol's folder first."
     )
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the entry point.")
+    python_path: str | None = Field(
+        None, description="Folder (relative to the protocol's) where the entry point's module is looked up first; default: the protocol's folder."
+    )
     state_dict: str | None = Field(None, description="Weights file for the entry point's module (loaded with weights_only=True).")
     torchscript: str | None = Field(None, description="TorchScript file (torch.jit.save).")
 
@@ -75,6 +78,8 @@ class SubjectSpec(_Strict):
             raise ValueError("'state_dict' needs 'entry_point' to build the architecture the weights go into")
         if self.kwargs and self.entry_point is None:
             raise ValueError("'kwargs' is only used with 'entry_point'")
+        if self.python_path is not None and self.entry_point is None:
+            raise ValueError("'python_path' is only used with 'entry_point'")
         return self
 
 
