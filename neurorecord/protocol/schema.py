@@ -194,11 +194,21 @@ class _AnalysisBase(_Strict):
 
 
 class TuningCurveAnalysis(_AnalysisBase):
-    """Mean, SEM and bootstrap confidence interval per condition and unit."""
+    """Mean, SEM and bootstrap confidence interval per condition and unit (per pair of conditions
+    for a 2-D map: ``by: [x, y]``)."""
 
     kind: Literal["tuning_curve"]
+    by: str | list[str] = Field(
+        ..., description="Presentation coordinate defining the conditions, or a list of two for a 2-D map (e.g. [x, y])."
+    )
     ci: float = Field(0.95, gt=0, lt=1)
     n_boot: PositiveInt = 1000
+
+    @model_validator(mode="after")
+    def _one_or_two(self) -> "TuningCurveAnalysis":
+        if isinstance(self.by, list) and not 1 <= len(self.by) <= 2:
+            raise ValueError(f"by: give one coordinate or a list of two (a 2-D map), found {len(self.by)}: {self.by}")
+        return self
 
 
 class UnitTestAnalysis(_AnalysisBase):

@@ -168,12 +168,13 @@ def _prepare(protocol: Protocol, device: str | None) -> Experiment:
     if protocol.analyses:
         names = plan.coord_names()
         for i, analysis in enumerate(protocol.analyses):
-            if analysis.by not in names:
-                raise NeurorecordError(
-                    f"analyses[{i}].by: {analysis.by!r} is not a presentation coordinate of these stimuli"
-                    f"{did_you_mean(analysis.by, names)}; coordinates: {', '.join(sorted(names))}",
-                    loc=("analyses", i, "by"),
-                )
+            for j, by in enumerate([analysis.by] if isinstance(analysis.by, str) else analysis.by):
+                if by not in names:
+                    raise NeurorecordError(
+                        f"analyses[{i}].by: {by!r} is not a presentation coordinate of these stimuli"
+                        f"{did_you_mean(by, names)}; coordinates: {', '.join(sorted(names))}",
+                        loc=("analyses", i, "by") if isinstance(analysis.by, str) else ("analyses", i, "by", j),
+                    )
     tap = RegionTap(subject.model, rec.regions)
     modules = dict(subject.model.named_modules())
     probe = torch.from_numpy(plan.images(0, min(2, len(plan)))).to(dev)

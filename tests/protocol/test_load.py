@@ -114,3 +114,9 @@ def test_unknown_stimulus_kind_lists_every_kind():
 
     message = _error(DIGITS_MLP.replace("kind: digits", "kind: gratingz"))
     assert message.endswith("valid kinds: " + ", ".join(sorted(STIMULUS_KINDS)))
+
+
+def test_tuning_curve_by_takes_one_or_two_coordinates():
+    base = DIGITS_MLP + "analyses:\n  - {name: t, kind: tuning_curve, by: BY}\n"
+    assert protocol_from_text(base.replace("BY", "[label, digit_index]")).analyses[0].by == ["label", "digit_index"]
+    assert "analyses[0]: by: give one coordinate or a list of two (a 2-D map), found 3" in _error(base.replace("BY", "[a, b, c]"))
