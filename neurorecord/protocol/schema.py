@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, Field, PositiveInt, PrivateAttr, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, NonNegativeInt, PositiveInt, PrivateAttr, model_validator
 
 from ._base import Preprocess, StimulusBase
 from ._base import Strict as _Strict
@@ -330,7 +330,7 @@ class Protocol(_Strict):
 
     neurorecord: Literal[1] = Field(..., description="Protocol format version.")
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = 0
+    seed: NonNegativeInt = Field(0, description="Seed of every random draw (trial variability, noise stimuli, bootstraps, lesion controls).")
     subject: SubjectSpec
     stimuli: list[StimulusSpec] = Field(..., min_length=1)
     record: RecordSpec
