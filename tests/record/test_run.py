@@ -277,3 +277,20 @@ def test_concurrent_writer_is_refused(write_protocol, tmp_path):
     finally:
         os.close(fd)
     assert neurorecord.run(path, out, quiet=True)["fc1"]["activity"].shape == (454, 100)
+
+
+def test_generated_and_loaded_sets_share_one_store(write_protocol, tmp_path):
+    text = DIGITS_MLP.replace(
+        "    split: test\n",
+        "    split: test\n  - name: gratings\n    kind: grating\n    size: [8, 8]\n"
+        "    grid: {orientation: [0, 90], spatial_frequency: 0.25}\n",
+    )
+    tree = neurorecord.run(write_protocol(text), tmp_path / "out", quiet=True)
+    ds = tree["fc1"].to_dataset()
+    assert ds.sizes["presentation"] == 456
+    is_grating = ds["stimulus_set"].values == "gratings"
+    assert is_grating.sum() == 2 and is_grating[-2:].all()
+    assert np.isnan(ds["orientation"].values[~is_grating]).all()
+    assert ds["orientation"].values[is_grating].tolist() == [0.0, 90.0]
+    assert np.isnan(ds["label"].values[is_grating]).all() and (ds["label"].values[:454] == DigitsSet("d", "test").parameters()["label"]).all()
+    assert [s["name"] for s in tree.attrs["stimulus_sets"]] == ["digits", "gratings"]
