@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..errors import NeurorecordError
 
@@ -27,10 +28,71 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from ..record import prepare
+    from .plan import estimate
 
-    print(prepare(args.protocol, args.device).summary())
+    experiment = prepare(args.protocol, args.device)
+    print(experiment.summary())
+    print("\n".join(estimate(experiment).lines()))
     print("protocol is valid")
     return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from ..protocol.reference import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.out)
+    if out.is_dir():
+        raise NeurorecordError(f"{out}: --out is a folder, expected a file name (e.g. protocol.schema.json)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote the protocol JSON Schema to {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_stimuli(args: argparse.Namespace) -> int:
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from ..errors import StimulusError, did_you_mean
+    from ..protocol import load_protocol
+    from ..stimuli import build_stimulus_sets
+    from .sheet import contact_sheet
+
+    out = Path(args.out)
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if out.suffix.lstrip(".").lower() not in formats:
+        raise NeurorecordError(f"--out: cannot tell the image format from {out.name!r}; end it with one of: {', '.join(f'.{f}' for f in sorted(formats))}")
+    if out.is_dir():
+        raise NeurorecordError(f"{out}: --out is a folder, expected an image file name (e.g. sheet.png)")
+    protocol = load_protocol(args.protocol)
+    names = [s.name for s in protocol.stimuli]
+    for name in args.set or []:
+        if name not in names:
+            raise NeurorecordError(f"--set: {protocol.path}: no stimulus set named {name!r}{did_you_mean(name, names)}; sets: {', '.join(names)}")
+    try:
+        sets = build_stimulus_sets(protocol)
+    except StimulusError as exc:
+        if exc.loc is None:
+            raise
+        raise StimulusError(f"{protocol.where(*exc.loc)}: {exc}", loc=exc.loc) from None
+    chosen = [s for s in sets if args.set is None or s.name in args.set]
+    figure = contact_sheet(chosen, max_per_set=args.max, frames=args.frames)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=args.dpi)
+    print(f"wrote {out}: {', '.join(f'{s.name} ({len(s)})' for s in chosen)}", file=sys.stderr)
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text}")
+    return value
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -65,6 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="describe a recording store: regions, shapes, coords, provenance, completeness")
     p.add_argument("store")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the protocol format (for editor completion)")
+    p.add_argument("--out", metavar="FILE", help="write it to FILE instead of stdout")
+    p.set_defaults(func=_cmd_schema)
+
+    p = sub.add_parser("stimuli", help="draw a contact sheet of a protocol's stimulus sets")
+    p.add_argument("protocol")
+    p.add_argument("--out", required=True, metavar="FILE", help="image file; its extension gives the format (.png, .pdf, .svg, ...)")
+    p.add_argument("--max", type=_positive, default=64, metavar="N", help="most thumbnails per set; larger sets are sampled evenly (default 64)")
+    p.add_argument("--frames", type=_positive, default=8, metavar="N", help="most frames shown per stimulus of a sequence set (default 8)")
+    p.add_argument("--set", action="append", metavar="NAME", help="only this stimulus set (repeat for several)")
+    p.add_argument("--dpi", type=_positive, default=100, help="resolution (default 100: a thumbnail is about 110 pixels wide)")
+    p.set_defaults(func=_cmd_stimuli)
     return parser
 
 

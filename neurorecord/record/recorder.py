@@ -78,7 +78,7 @@ class Experiment:
         return reduce_output(output, reduce) if self.time_steps is None else reduce_time_output(output, reduce, self.time_steps)
 
     def summary(self) -> str:
-        """Human-readable plan: presentations, regions and unit counts, size on disk (uncompressed)."""
+        """Human-readable plan: presentations, trials and time, regions with unit counts and activity size."""
         rec = self.protocol.record
         lines = [
             f"protocol {self.protocol.name} (sha256 {self.protocol.sha256[:12]})",
@@ -96,16 +96,13 @@ class Experiment:
             parts += [f"jitter up to {v.jitter} px"] if v.jitter else []
             parts += [f"dropout p={v.dropout.p:g} in {v.dropout.region}"] if v.dropout else []
             lines.append(f"trials   {', '.join(parts)}")
-        total = 0
         for layout in self.layouts.values():
             nbytes = 4 * len(self.plan) * layout.n_neuroid * (self.time_steps or 1)
-            total += nbytes
             how = f" (reduce: {layout.reduce})" if len(layout.output_shape) > 1 else ""
             lines.append(
                 f"region   {layout.region:<16} {layout.module_type:<12} output {layout.output_shape} -> "
                 f"{layout.n_neuroid} neuroids{how}, {nbytes / 1e6:.1f} MB"
             )
-        lines.append(f"activity {total / 1e6:.1f} MB uncompressed")
         return "\n".join(lines)
 
 
