@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Literal, get_args, get_origin
 
 import pytest
 
@@ -17,44 +16,12 @@ from neurorecord.cli.main import main
 from neurorecord.protocol import protocol_from_text
 from neurorecord.interop import ecker2010_path
 from tests.helpers import ECKER_FILE
-from neurorecord.protocol.schema import (
-    ANALYSIS_KINDS,
-    STIMULUS_KINDS,
-    DigitsStimuli,
-    EachUnits,
-    FractionUnits,
-    LesionSpec,
-    NpyStimuli,
-    PopulationUnits,
-    Protocol,
-    RecordSpec,
-    SubjectSpec,
-)
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 PROTOCOL_DOC = REPO / "docs" / "protocol.md"
 ANALYSIS_DOC = REPO / "docs" / "analysis.md"
-#: Every schema model a protocol can contain: the fixed sections, each analysis kind's model, then
-#: a lesion entry and the mapping forms of its ``units``.
-SCHEMA_MODELS = (
-    [Protocol, SubjectSpec, DigitsStimuli, NpyStimuli, RecordSpec]
-    + list(dict.fromkeys(ANALYSIS_KINDS.values()))
-    + [LesionSpec, EachUnits, PopulationUnits, FractionUnits]
-)
 ECKER_FILE = ecker2010_path() or ECKER_FILE
-
-
-def _literal_values(annotation: object) -> list[str]:
-    """The values of every ``Literal`` inside an annotation (unions included)."""
-    if get_origin(annotation) is Literal:
-        return [str(v) for v in get_args(annotation)]
-    return [v for arg in get_args(annotation) for v in _literal_values(arg)]
-
-
-#: Values of LesionSpec's literal keys (units: all/region, method, correction) that
-#: docs/protocol.md must name in backticks.
-LESION_CHOICES = [v for field in LesionSpec.model_fields.values() for v in _literal_values(field.annotation)]
 
 
 def test_read_recording_prints_tables(tmp_path: Path) -> None:
@@ -85,19 +52,6 @@ def test_my_model_protocol_records(tmp_path: Path, capsys: pytest.CaptureFixture
     assert tree.attrs["subject"]["source"]["entry_point"] == "my_model:build"
     assert tree.attrs["subject"]["source"]["kwargs"] == {"hidden": 48}
     assert list(tree["hidden"]["neuroid_id"].values[:2]) == ["hidden.0", "hidden.1"]
-
-
-def test_protocol_doc_names_every_schema_key() -> None:
-    text = PROTOCOL_DOC.read_text(encoding="utf-8")
-    missing = [f"{model.__name__}.{name}" for model in SCHEMA_MODELS for name in model.model_fields if f"`{name}`" not in text]
-    assert not missing, f"docs/protocol.md does not mention these schema keys in backticks: {missing}"
-    kinds = [kind for kind in STIMULUS_KINDS if f"`{kind}`" not in text]
-    assert not kinds, f"docs/protocol.md does not document these stimulus kinds: {kinds}"
-    kinds = [kind for kind in ANALYSIS_KINDS if f"`{kind}`" not in text]
-    assert not kinds, f"docs/protocol.md does not document these analysis kinds: {kinds}"
-    choices = [choice for choice in LESION_CHOICES if f"`{choice}`" not in text]
-    assert not choices, f"docs/protocol.md does not document these lesion choices: {choices}"
-    assert "## lesions" in text, "docs/protocol.md has no lesions section"
 
 
 def _yaml_blocks(text: str) -> list[str]:

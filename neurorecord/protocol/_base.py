@@ -21,8 +21,8 @@ class Strict(BaseModel):
 class Normalize(Strict):
     """``(x - mean) / std`` per channel (one value, or one per channel)."""
 
-    mean: float | list[float] = 0.0
-    std: float | list[float] = 1.0
+    mean: float | list[float] = Field(0.0, description="Subtracted: one value, or one per channel (after `channels`).")
+    std: float | list[float] = Field(1.0, description="Divided by, > 0: one value, or one per channel.")
 
     @model_validator(mode="after")
     def _positive_std(self) -> "Normalize":

@@ -91,7 +91,7 @@ class DigitsStimuli(StimulusBase):
     """
 
     kind: Literal["digits"]
-    split: Literal["test", "train", "all"] = "test"
+    split: Literal["test", "train", "all"] = Field("test", description="Which images: the held-out test split (every 4th per class), train, or all 1,797.")
 
 
 class NpyStimuli(StimulusBase):
@@ -102,8 +102,8 @@ class NpyStimuli(StimulusBase):
     """
 
     kind: Literal["npy"]
-    path: str
-    labels: str | None = None
+    path: str = Field(..., description=".npy file of shape (n, C, H, W) or (n, H, W), relative to the protocol's folder.")
+    labels: str | None = Field(None, description=".npy file of n integers, recorded as the `label` coordinate.")
 
 
 _STIMULUS_MODELS: tuple[type[BaseModel], ...] = (DigitsStimuli, NpyStimuli, *LOADED_SPECS, *PARAMETRIC_SPECS)
@@ -170,7 +170,7 @@ class RecordSpec(_Strict):
         "mean", description="Spatial reduction of conv outputs; 'none' keeps one unit per channel and position."
     )
     repetitions: PositiveInt = Field(1, description="Times each stimulus is presented.")
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto (cuda if available), cpu, cuda or cuda:N.")
     variability: Variability | None = Field(None, description="Trial-to-trial variability (noise, jitter, dropout).")
     time: TimeSpec | None = Field(None, description="Time-resolved presentation (recurrent and sequence subjects).")
 
@@ -201,8 +201,8 @@ class TuningCurveAnalysis(_AnalysisBase):
     by: str | list[str] = Field(
         ..., description="Presentation coordinate defining the conditions, or a list of two for a 2-D map (e.g. [x, y])."
     )
-    ci: float = Field(0.95, gt=0, lt=1)
-    n_boot: PositiveInt = 1000
+    ci: float = Field(0.95, gt=0, lt=1, description="Confidence level of the bootstrap interval.")
+    n_boot: PositiveInt = Field(1000, description="Bootstrap resamples (the same resamples for every unit).")
 
     @model_validator(mode="after")
     def _one_or_two(self) -> "TuningCurveAnalysis":
@@ -215,22 +215,24 @@ class UnitTestAnalysis(_AnalysisBase):
     """A per-unit test across the conditions of ``by``, with FDR (or Bonferroni) over each region's units."""
 
     kind: Literal["anova", "kruskal", "ttest_ovr", "mannwhitney_ovr"]
-    correction: Literal["fdr_bh", "bonferroni"] = "fdr_bh"
+    correction: Literal["fdr_bh", "bonferroni"] = Field("fdr_bh", description="Multiple-comparison correction over each region's units: Benjamini-Hochberg FDR or Bonferroni.")
 
 
 class RayleighAnalysis(_AnalysisBase):
     """Rayleigh test of circular tuning over angles ``by`` (degrees) of the given period."""
 
     kind: Literal["rayleigh"]
-    period: float = Field(..., gt=0)
-    correction: Literal["fdr_bh", "bonferroni"] = "fdr_bh"
+    period: float = Field(..., gt=0, description="Period of the angles in degrees: 180 for orientation, 360 for direction.")
+    correction: Literal["fdr_bh", "bonferroni"] = Field("fdr_bh", description="Multiple-comparison correction over each region's units: Benjamini-Hochberg FDR or Bonferroni.")
 
 
 class SelectivityAnalysis(_AnalysisBase):
     """A selectivity index per unit (and per condition for one-vs-rest indices)."""
 
     kind: Literal["selectivity"]
-    index: Literal["csi", "dprime", "osi", "dsi", "lifetime_sparseness", "population_sparseness", "magnitude"]
+    index: Literal["csi", "dprime", "osi", "dsi", "lifetime_sparseness", "population_sparseness", "magnitude"] = Field(
+        ..., description="Which index (see docs/analysis.md for each definition)."
+    )
     negative: Literal["raise", "shift", "nan"] = Field(
         "raise", description="Units with negative condition means (csi, osi, dsi, sparseness): error, shift to >= 0, or NaN."
     )
@@ -240,21 +242,23 @@ class VonMisesAnalysis(_AnalysisBase):
     """Von Mises fit of each unit's tuning over angles ``by`` (degrees) of the given period."""
 
     kind: Literal["von_mises"]
-    period: float = Field(..., gt=0)
-    two_peaks: bool = False
+    period: float = Field(..., gt=0, description="Period of the angles in degrees: 180 for orientation, 360 for direction.")
+    two_peaks: bool = Field(False, description="Fit a second peak 180 degrees from the first (direction tuning with an opposite-direction response).")
 
 
 class PopulationAnalysis(_AnalysisBase):
     """A population: units passing ``test`` at ``q < q_below`` (and ``index > index_above``)."""
 
     kind: Literal["population"]
-    test: Literal["anova", "kruskal", "ttest_ovr", "mannwhitney_ovr", "rayleigh"]
-    q_below: float = Field(0.05, gt=0, le=1)
-    condition: str | int | float | None = None
-    index: Literal["csi", "dprime", "osi_vector", "osi_ratio", "dsi_vector", "dsi_ratio", "lifetime_sparseness", "magnitude"] | None = None
-    index_above: float | None = None
-    period: float | None = Field(None, gt=0)
-    correction: Literal["fdr_bh", "bonferroni"] = "fdr_bh"
+    test: Literal["anova", "kruskal", "ttest_ovr", "mannwhitney_ovr", "rayleigh"] = Field(..., description="The per-unit test the rule is based on.")
+    q_below: float = Field(0.05, gt=0, le=1, description="Members have a corrected p-value (q) below this.")
+    condition: str | int | float | None = Field(None, description="The level of `by` a one-vs-rest test or d' is about (e.g. 3 for digit 3).")
+    index: Literal["csi", "dprime", "osi_vector", "osi_ratio", "dsi_vector", "dsi_ratio", "lifetime_sparseness", "magnitude"] | None = Field(
+        None, description="An index members must also exceed (with `index_above`)."
+    )
+    index_above: float | None = Field(None, description="Threshold of `index`: members have index > index_above.")
+    period: float | None = Field(None, gt=0, description="Period in degrees, for the rayleigh test and the osi/dsi indices.")
+    correction: Literal["fdr_bh", "bonferroni"] = Field("fdr_bh", description="Multiple-comparison correction over each region's units: Benjamini-Hochberg FDR or Bonferroni.")
 
     @model_validator(mode="after")
     def _complete_rule(self) -> "PopulationAnalysis":
@@ -287,19 +291,19 @@ ANALYSIS_KINDS: dict[str, type[BaseModel]] = {
 class EachUnits(_Strict):
     """``{each: [3, 17]}``: each listed unit lesioned alone."""
 
-    each: list[int] = Field(..., min_length=1)
+    each: list[int] = Field(..., min_length=1, description="Unit (channel) indices of the region, each lesioned alone.")
 
 
 class PopulationUnits(_Strict):
     """``{population: NAME}``: the members of a population defined in ``analyses:`` (same region)."""
 
-    population: str
+    population: str = Field(..., description="Name of a `kind: population` analysis of the same region.")
 
 
 class FractionUnits(_Strict):
     """``{fraction: 0.25}``: a seeded random fraction of the region's units, lesioned together."""
 
-    fraction: float = Field(..., gt=0, le=1)
+    fraction: float = Field(..., gt=0, le=1, description="Fraction of the region's units, drawn at random from the protocol's seed.")
 
 
 class LesionSpec(_Strict):
@@ -329,11 +333,11 @@ class Protocol(_Strict):
     """
 
     neurorecord: Literal[1] = Field(..., description="Protocol format version.")
-    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Name of the experiment (letters, digits, '_', '.', '-').")
     seed: NonNegativeInt = Field(0, description="Seed of every random draw (trial variability, noise stimuli, bootstraps, lesion controls).")
-    subject: SubjectSpec
-    stimuli: list[StimulusSpec] = Field(..., min_length=1)
-    record: RecordSpec
+    subject: SubjectSpec = Field(..., description="The network recorded.")
+    stimuli: list[StimulusSpec] = Field(..., min_length=1, description="Stimulus sets, shown in this order; one `kind` each.")
+    record: RecordSpec = Field(..., description="Regions recorded and how.")
     analyses: list[AnalysisSpec] = Field(default_factory=list, description="Analyses run on the recording; results go under analyses/<region>/<name>.")
     lesions: list[LesionSpec] = Field(default_factory=list, description="Lesion experiments; results go under lesions/<name>.")
 
@@ -343,18 +347,11 @@ class Protocol(_Strict):
 
     @model_validator(mode="after")
     def _unique_set_names(self) -> "Protocol":
-        names = [s.name for s in self.stimuli]
-        dup = [n for i, n in enumerate(names) if n in names[:i]]
-        if dup:
-            raise ValueError(f"stimulus set name used twice: {dup[0]!r}")
-        names = [a.name for a in self.analyses]
-        dup = [n for i, n in enumerate(names) if n in names[:i]]
-        if dup:
-            raise ValueError(f"analysis name used twice: {dup[0]!r}")
-        names = [lesion.name for lesion in self.lesions]
-        dup = [n for i, n in enumerate(names) if n in names[:i]]
-        if dup:
-            raise ValueError(f"lesion name used twice: {dup[0]!r}")
+        for key, entries in (("stimuli", self.stimuli), ("analyses", self.analyses), ("lesions", self.lesions)):
+            names = [entry.name for entry in entries]
+            for i, name in enumerate(names):
+                if name in names[:i]:
+                    raise ValueError(f"{key}[{i}].name: {name!r} is already the name of {key}[{names.index(name)}]; names must be unique")
         sets = [st.name for st in self.stimuli]
         for i, lesion in enumerate(self.lesions):
             for key in ("evaluate", "reference"):
