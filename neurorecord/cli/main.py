@@ -115,13 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="finish an interrupted run of the same protocol")
     mode.add_argument("--overwrite", action="store_true", help="replace a recording already in --out")
-    p.add_argument("--device", choices=None, default=None, help="auto | cpu | cuda[:N] (overrides record.device)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (overrides record.device)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("validate", help="check a protocol and print its plan, without recording")
     p.add_argument("protocol")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (overrides record.device)")
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("info", help="describe a recording store: regions, shapes, coords, provenance, completeness")

@@ -242,7 +242,7 @@ _ORIENTATION = "Orientation, deg: angle of the wave vector (across the stripes),
 _SF = "Spatial frequency, cycles/pixel (cycles/degree with pixels_per_degree); below 0.5 cycles/pixel (Nyquist). Default 0.125 cycles/pixel."
 _PHASE = "Spatial phase, deg: the waveform is shifted by phase/360 cycles along the wave vector; at 0 a luminance peak runs through the centre. Default 0."
 _MICHELSON = "Michelson contrast, percent (0-100): luminance is background * (1 +- contrast/100). Default 100."
-_WAVEFORM = "Luminance profile across the stripes: 'sine' or 'square' (the sign of the sine; its harmonics above Nyquist alias). Default 'sine'."
+_WAVEFORM = "Luminance profile across the stripes: 'sine' or 'square' (the sinusoid's sign: +1 where it is >= 0, -1 elsewhere; harmonics above Nyquist alias). Default 'sine'."
 _APERTURE = "Diameter of the circular window (mask: circular only), pixels (degrees with pixels_per_degree); zero contrast outside. Default: the image's smaller side."
 _X = "Centre, horizontal offset from the image centre, pixels (degrees with pixels_per_degree), positive to the right. Default 0."
 _Y = "Centre, vertical offset from the image centre, pixels (degrees with pixels_per_degree), positive UP. Default 0."
@@ -500,6 +500,12 @@ class GeneratedStimuli(StimulusBase):
         if value is None:  # aperture: the image's smaller side
             side = float(min(self.size))
             return (side if self.pixels_per_degree is None else side / self.pixels_per_degree,)
+        ppd = self.pixels_per_degree
+        if ppd is not None and name not in source.model_fields_set:  # a default, defined in pixel units
+            if name == "spatial_frequency":
+                return tuple(v * ppd for v in value)
+            if parameter_unit(name, None) == "pixels":
+                return tuple(v / ppd for v in value)
         return value
 
 

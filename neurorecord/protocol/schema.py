@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, Field, NonNegativeInt, PositiveInt, PrivateAttr, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, NonNegativeInt, PositiveInt, PrivateAttr, WithJsonSchema, model_validator
 
 from ._base import Preprocess, StimulusBase
 from ._base import Strict as _Strict
@@ -47,7 +47,11 @@ def _numbers_are_names(value: Any) -> Any:
 
 
 #: Module names; bare integers (YAML's reading of ``[0, 2]``) are taken as names.
-RegionNames = Annotated[list[str], BeforeValidator(_numbers_are_names)]
+RegionNames = Annotated[
+    list[str],
+    BeforeValidator(_numbers_are_names),
+    WithJsonSchema({"type": "array", "items": {"type": ["string", "integer"]}, "minItems": 1}),
+]
 
 
 class SubjectSpec(_Strict):

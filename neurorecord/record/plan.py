@@ -8,7 +8,15 @@ from ..errors import StimulusError
 from ..protocol.schema import TimeSpec
 from ..stimuli.base import StimulusSet
 
-__all__ = ["PresentationPlan"]
+__all__ = ["PresentationPlan", "RESERVED_COORDS"]
+
+#: Coordinate names the recording sets itself (on presentation, neuroid and time_bin); a stimulus
+#: set's parameters may not use them.
+RESERVED_COORDS = frozenset({
+    "presentation", "repetition", "stimulus_set", "jitter_x", "jitter_y",
+    "neuroid", "neuroid_id", "region", "channel", "channel_y", "channel_x",
+    "time_bin", "time_bin_start", "time_bin_end", "epoch", "activity",
+})
 
 
 class PresentationPlan:
@@ -52,6 +60,14 @@ class PresentationPlan:
                 raise StimulusError(
                     f"stimuli[{i}]: set {s.name!r} has {s.time_steps} frames per stimulus, but record.time shows stimuli for "
                     f"offset - onset = {time.offset} - {time.onset} = {time.offset - time.onset} steps; make them equal",
+                    loc=("stimuli", i),
+                )
+        for i, s in enumerate(sets):
+            taken = sorted(RESERVED_COORDS & set(s.parameters()))
+            if taken:
+                raise StimulusError(
+                    f"stimuli[{i}]: set {s.name!r} has a coordinate named {taken[0]!r}, a name the recording gives its own "
+                    f"coordinate; rename it (reserved: {', '.join(sorted(RESERVED_COORDS))})",
                     loc=("stimuli", i),
                 )
         self.sets = sets

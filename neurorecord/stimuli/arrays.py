@@ -414,10 +414,10 @@ def tree_sha256(root: Path | str, files: Iterable[str]) -> str:
 
 def _image_shape(shape: tuple[int, ...], dtype: Any, path: Path, name: str, array: str = "") -> tuple[int, int, int]:
     """(C, H, W) of an (n, C, H, W) or (n, H, W) numeric array; a clear error otherwise."""
-    numeric = isinstance(dtype, np.dtype) and np.issubdtype(dtype, np.number)
+    numeric = isinstance(dtype, np.dtype) and np.issubdtype(dtype, np.number) and not np.issubdtype(dtype, np.complexfloating)
     if len(shape) not in (3, 4) or not numeric:
         raise StimulusError(
-            f"{path}: stimuli '{name}': {array}expected a numeric array of shape (n, C, H, W) or (n, H, W), "
+            f"{path}: stimuli '{name}': {array}expected a real numeric array of shape (n, C, H, W) or (n, H, W), "
             f"found dtype {dtype} and shape {tuple(shape)}"
         )
     rest = tuple(int(v) for v in shape[1:])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -67,6 +67,9 @@ class DigitsSet(StimulusSet):
         _, labels = load_digits_array()
         ids = np.array([f"digits-{i:04d}" for i in self._index], dtype=object)
         return {"stimulus_id": ids, "label": labels[self._index], "digit_index": self._index.copy()}
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "source": "sklearn.datasets.load_digits", "split": self.split, "scaling": "pixel / 16"}
 
     def images(self, index: np.ndarray) -> np.ndarray:
         images, _ = load_digits_array()

@@ -153,3 +153,12 @@ def test_analyses_average_the_asked_time_window(write_protocol, tmp_path):
         np.testing.assert_allclose(got["F"].values, want["F"].values, rtol=1e-6)
     assert not np.allclose(load_analysis(tmp_path / "out", "gru", "stim")["F"].values,
                            load_analysis(tmp_path / "out", "gru", "late")["F"].values)
+
+
+def test_stimulus_coordinates_may_not_take_the_recordings_names():
+    class Clashing(Frames):
+        def parameters(self) -> dict[str, np.ndarray]:
+            return {**super().parameters(), "jitter_x": np.arange(self._n)}
+
+    with pytest.raises(StimulusError, match=r"stimuli\[0\]: set 'frames' has a coordinate named 'jitter_x', a name the recording gives its own"):
+        PresentationPlan([Clashing(2, 3)], time=TimeSpec(steps=5, onset=1, offset=4))

@@ -257,7 +257,8 @@ def test_npz_set(tmp_path):
         ({"imgs": np.zeros((2, 3, 3))}, "", "set.npz: stimuli 'toys': images: no array 'images' in the archive (did you mean 'imgs'?); its arrays: imgs"),
         ({"images": np.zeros((2, 3, 3))}, "labels: y", "stimuli 'toys': labels: no array 'y' in the archive; its arrays: images"),
         ({"images": np.zeros((2, 3, 3)), "y": np.array([0.5, 1.0])}, "labels: y", "labels: array 'y' must hold 2 integers (one per image), found dtype float64 and shape (2,)"),
-        ({"images": np.zeros((2, 3))}, "", "stimuli 'toys': array 'images' expected a numeric array of shape (n, C, H, W) or (n, H, W), found dtype float64 and shape (2, 3)"),
+        ({"images": np.zeros((2, 3))}, "", "stimuli 'toys': array 'images' expected a real numeric array of shape (n, C, H, W) or (n, H, W), found dtype float64 and shape (2, 3)"),
+        ({"images": np.zeros((2, 3, 3), dtype=complex)}, "", "expected a real numeric array of shape (n, C, H, W) or (n, H, W), found dtype complex128"),
         ({"images": np.zeros((2, 3, 3)), "repetition": np.array([1, 2])}, "", "'repetition' is a coordinate the recorder adds itself; rename it"),
         ({"images": np.zeros((2, 3, 3)), "label": np.array(["a", "b"])}, "", "set.npz: stimuli 'toys': label: expected integers (class indices), found text values such as 'a'"),
         ({"images": np.zeros((2, 3, 3)), "stimulus_id": np.array(["a", "a"])}, "", "stimulus_id: values must be unique, found repeated: 'a'"),
@@ -347,7 +348,7 @@ def test_zarr_path_errors(tmp_path):
     msg = build_error(tmp_path, entry)
     assert f"path: is a zarr group, not an array; give the array's folder, one of: {tmp_path / 'frames.zarr' / 'left'}" in msg
     zarr.create_array(tmp_path / "names.zarr", shape=(2, 3, 3), dtype=str)
-    assert "stimuli 'movie': expected a numeric array of shape (n, C, H, W) or (n, H, W), found dtype" in build_error(tmp_path, entry.replace("frames", "names"))
+    assert "stimuli 'movie': expected a real numeric array of shape (n, C, H, W) or (n, H, W), found dtype" in build_error(tmp_path, entry.replace("frames", "names"))
     (tmp_path / "plain").mkdir()
     assert "plain: stimuli 'movie': path: not a zarr array" in build_error(tmp_path, entry.replace("frames.zarr", "plain"))
     zarr.create_array(tmp_path / "ok.zarr", shape=(2, 3, 3), dtype="uint8")

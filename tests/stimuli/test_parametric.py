@@ -106,6 +106,16 @@ def test_aperture_defaults_to_smaller_side_in_protocol_units():
     assert "aperture" not in make("grating").parameters()
 
 
+def test_pixel_defaults_are_converted_to_degrees():
+    plain, deg = make("gabor", size=(32, 32)), make("gabor", size=(32, 32), pixels_per_degree=8)
+    assert deg.parameters()["spatial_frequency"].tolist() == [1.0]  # 0.125 cycles/pixel x 8 pixels/degree
+    assert deg.parameters()["sigma"].tolist() == [0.5]  # 4 pixels / 8 pixels/degree
+    # the same pixels either way: the defaults mean the same image in any units
+    np.testing.assert_allclose(deg.images(np.array([0])), plain.images(np.array([0])), atol=1e-6)
+    bar = make("bar", size=(32, 32), pixels_per_degree=4)
+    assert bar.parameters()["length"].tolist() == [4.0] and bar.parameters()["width"].tolist() == [0.5]
+
+
 def test_three_channels_replicate_grey():
     images = make("gabor", size=(16, 16), channels=3).images(np.array([0]))
     assert images.shape == (1, 3, 16, 16) and images.dtype == np.float32
