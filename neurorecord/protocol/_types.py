@@ -158,7 +158,12 @@ def _describe_json(schema: dict[str, Any], code: bool) -> str:
     kind = schema.get("type")
     if kind == "array":
         items = schema.get("items", {})
-        what = "/".join(_quote(v, code) for v in items["enum"]) if "enum" in items else _plural(_describe_json(items, code))
+        if "enum" in items:
+            what = "/".join(_quote(v, code) for v in items["enum"])
+        elif "anyOf" in items:
+            what = join_words([_plural(_describe_json(s, code)) for s in items["anyOf"]])
+        else:
+            what = _plural(_describe_json(items, code))
         return _list_of(schema.get("minItems", 0)) + what
     if kind == "object" and schema.get("properties"):
         form = "{" + ", ".join(f"{k}: ..." for k in schema["properties"]) + "}"

@@ -50,7 +50,7 @@ def _numbers_are_names(value: Any) -> Any:
 RegionNames = Annotated[
     list[str],
     BeforeValidator(_numbers_are_names),
-    WithJsonSchema({"type": "array", "items": {"type": ["string", "integer"]}, "minItems": 1}),
+    WithJsonSchema({"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}, "minItems": 1}),
 ]
 
 
