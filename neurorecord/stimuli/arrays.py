@@ -38,7 +38,24 @@ def index_ids(name: str, n: int) -> np.ndarray:
     return np.array([f"{name}-{i:0{width}d}" for i in range(n)], dtype=object)
 
 
-class NpySet(StimulusSet):
+class _ArraySet(StimulusSet):
+    """A set read row by row from an array (``_array``: n x image), with per-image coordinates
+    ``_coords``; ``stimulus_id`` is ``<set name>-<index>`` unless ``_coords`` holds one."""
+
+    _array: Any
+    _coords: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return int(self._array.shape[0])
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        return {"stimulus_id": index_ids(self.name, len(self)), **self._coords}
+
+    def images(self, index: np.ndarray) -> np.ndarray:
+        return _read_rows(self._array, np.asarray(index), self.image_shape)
+
+
+class NpySet(_ArraySet):
     """Images from a ``.npy`` array of shape (n, C, H, W) or (n, H, W), any real dtype.
 
     Images are converted to float32 batch by batch; nothing is scaled. ``stimulus_id`` is
@@ -58,7 +75,7 @@ class NpySet(StimulusSet):
         self.labels_path = Path(labels) if labels is not None else None
         self._array = _open_npy(self.path, f"stimuli '{name}': path")
         self.image_shape = _image_shape(self._array.shape, self._array.dtype, self.path, name)
-        self._labels = None
+        self._coords: dict[str, np.ndarray] = {}
         if self.labels_path is not None:
             lab = np.asarray(_open_npy(self.labels_path, f"stimuli '{name}': labels"))
             if lab.shape != (len(self._array),) or not np.issubdtype(lab.dtype, np.integer):
@@ -66,19 +83,7 @@ class NpySet(StimulusSet):
                     f"{labels}: stimuli '{name}': labels: expected {len(self._array)} integers (one per image), "
                     f"found dtype {lab.dtype} and shape {lab.shape}"
                 )
-            self._labels = lab.astype(np.int64)
-
-    def __len__(self) -> int:
-        return int(self._array.shape[0])
-
-    def parameters(self) -> dict[str, np.ndarray]:
-        params: dict[str, np.ndarray] = {"stimulus_id": index_ids(self.name, len(self))}
-        if self._labels is not None:
-            params["label"] = self._labels
-        return params
-
-    def images(self, index: np.ndarray) -> np.ndarray:
-        return _read_rows(self._array, np.asarray(index), self.image_shape)
+            self._coords["label"] = lab.astype(np.int64)
 
     def describe(self) -> dict[str, Any]:
         described = {**super().describe(), "path": str(self.path), "sha256": file_sha256(self.path)}
@@ -87,7 +92,7 @@ class NpySet(StimulusSet):
         return described
 
 
-class NpzSet(StimulusSet):
+class NpzSet(_ArraySet):
     """Images from one array of a ``.npz`` archive, read into memory whole when the set is built.
 
     The ``images`` array has shape (n, C, H, W) or (n, H, W), any real dtype; images are
@@ -174,15 +179,6 @@ class NpzSet(StimulusSet):
             coords[key] = value.astype(object) if value.dtype.kind == "U" else value
         self._coords = check_coords(coords, what)
 
-    def __len__(self) -> int:
-        return int(self._array.shape[0])
-
-    def parameters(self) -> dict[str, np.ndarray]:
-        return {"stimulus_id": index_ids(self.name, len(self)), **self._coords}
-
-    def images(self, index: np.ndarray) -> np.ndarray:
-        return _read_rows(self._array, np.asarray(index), self.image_shape)
-
     def describe(self) -> dict[str, Any]:
         return {
             **super().describe(),
@@ -195,7 +191,7 @@ class NpzSet(StimulusSet):
         }
 
 
-class ZarrSet(StimulusSet):
+class ZarrSet(_ArraySet):
     """Images from a zarr array (format 3, or 2) of shape (n, C, H, W) or (n, H, W), read batch by batch.
 
     Images are converted to float32 unscaled; only the chunks a batch needs are read. ``table``
@@ -260,15 +256,6 @@ class ZarrSet(StimulusSet):
                     "expected one row per image"
                 )
             self._coords = check_coords(columns, f"{self.table}: stimuli '{name}': table")
-
-    def __len__(self) -> int:
-        return int(self._array.shape[0])
-
-    def parameters(self) -> dict[str, np.ndarray]:
-        return {"stimulus_id": index_ids(self.name, len(self)), **self._coords}
-
-    def images(self, index: np.ndarray) -> np.ndarray:
-        return _read_rows(self._array, np.asarray(index), self.image_shape)
 
     def describe(self) -> dict[str, Any]:
         files = sorted(
