@@ -44,7 +44,9 @@ def build_subject(spec: SubjectSpec, folder: Path) -> Subject:
         if not where.is_dir():
             raise SubjectError(f"{where}: subject.python_path: folder not found")
     model = load_entry_point(spec.entry_point, where, spec.kwargs)
-    source: dict[str, Any] = {"entry_point": spec.entry_point, "kwargs": dict(spec.kwargs), "python_path": str(where)}
+    source: dict[str, Any] = {"entry_point": spec.entry_point, "kwargs": dict(spec.kwargs)}
+    if spec.python_path is not None:
+        source["python_path"] = str(where)
     if spec.state_dict is not None:
         path = _existing(folder, spec.state_dict, "subject.state_dict")
         _load_state_dict(model, path, spec.entry_point)
