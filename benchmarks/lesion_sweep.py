@@ -21,7 +21,18 @@ Compared, per region:
   same for every lesion); on the MLP on all lesions.
 * **fast**: ``lesion_predictions`` with its defaults, the whole call (cutting the network, the
   probe pass, the upstream part over every stimulus, packing the lesions, the packed downstream
-  passes, argmax, copying back). Its pack size (lesions per pass) x stimulus chunk is printed.
+  passes, argmax, copying back): the exact path, whose predictions equal the obvious loop's.
+  Its pack size (lesions per pass) x stimulus chunk is printed.
+* **shortcut**: the same call with ``shortcut=True`` (here it applies to every region: the
+  region's output goes into an ``nn.Conv2d``, VGG ``block2``; through ``nn.Flatten`` into an
+  ``nn.Linear``, VGG ``block3``; into an ``nn.Linear``, MLP ``fc2`` and ``fc3``; "-" where it
+  does not): that first linear layer downstream is not recomputed but updated by each lesioned
+  unit's own contribution (a rank-1 update; a conv channel's block of flattened features; the
+  convolution of the lesioned channel alone), so it does less arithmetic than the limit below.
+  Equal to the recomputation up to float rounding; ``same preds`` also checks its predictions
+  against the obvious loop.
+* **+down**: the fast (exact) sweep also measuring the activity change of downstream regions
+  (``downstream=[...]``, listed under the table), in the same passes.
 * **limit**: the arithmetic limit, downstream FLOPs only. The network is cut with
   ``split_at(model, region)``; every lesioned region output is built beforehand (not timed), as a
   zeroed copy of the cached region output, in the fast sweep's own passes (``pack x chunk`` rows
@@ -41,25 +52,32 @@ Compared, per region:
   on all of them.
 
 Also printed: ``upstream s``, the time of the part of the network before the region over every
-stimulus (included in the fast sweep, excluded from the limit; ``/(limit+up)`` is the fast sweep's
-time over the limit plus that: how far it is from the cost of the arithmetic any sweep must do),
+stimulus, in the fast sweep's upstream batches (included in the fast sweep, excluded from the
+limit; ``/(limit+up)`` is the fast sweep's time over the limit plus that: how far it is from the
+cost of the arithmetic any exact sweep must do),
 whether the fast sweep's predictions equal the obvious loop's on the lesions the obvious loop ran
 (they must), and whether the limit's prebuilt inputs reproduce the fast sweep's predictions (so
 that the limit evaluates the same lesioned networks).
 
 Timings on a small shared CPU vary by 30-50 % between runs, so after the untimed preparation
 (which also warms up every path) each round runs, for each region, the obvious loop, the fast
-sweep, the limit and captum one after the other, for ``--repeats`` rounds; medians are quoted.
+sweep, the shortcut, the fast sweep with downstream activity, the limit, the upstream part and
+captum one after the other, for ``--repeats`` rounds; medians are quoted.
 
 Targets (2-core CPU): the fast sweep within 1.3x of the limit for every region; at least 5x faster
 than the obvious loop for a late region (``block3``, ``fc3``: little of the network lies
-downstream).
+downstream). Both are reported for the exact path and for the shortcut.
+
+On a CPU shared with other processes, two torch threads wait for each other whenever one of them
+is descheduled, and small operations then take tens of times longer; ``--threads 1`` gives
+steadier figures there (the same for every column). The thread count is printed.
 
 Run from the repository root (needs ``captum``, which is not a neurorecord dependency)::
 
     python benchmarks/lesion_sweep.py              # 512 VGG stimuli, 3 rounds (about 4 minutes)
     python benchmarks/lesion_sweep.py --quick      # smoke run (no captum tuning), about 15 seconds
     python benchmarks/lesion_sweep.py --n-stimuli 1024 --repeats 5
+    python benchmarks/lesion_sweep.py --threads 1    # on a busy shared machine
 """
 
 from __future__ import annotations
@@ -103,11 +121,13 @@ class Case:
     captum_stimuli: int
     captum_batch: int
     ppe_candidates: tuple[int, ...]
+    downstream: list[str] = field(default_factory=list)  # regions measured in the "+down" column
     inner: int = 1  # calls per sample (the sample is their mean): the MLP's calls take milliseconds
     n_lesion: int = 0
     region_shape: tuple[int, ...] = ()
     pack: int = 0
     chunk: int = 0
+    upstream_batch: int = 0
     split_kind: str = ""
     ppe: int = 1
     ppe_times: dict[int, float] = field(default_factory=dict)
@@ -115,8 +135,11 @@ class Case:
     split: Any = None
     targets: torch.Tensor | None = None
     agree: bool | None = None
+    shortcut: bool = False  # whether the shortcut applies
+    shortcut_agrees: bool | None = None
     limit_agrees: bool = False
-    samples: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in ("obvious", "fast", "limit", "captum", "upstream")})
+    samples: dict[str, list[float]] = field(
+        default_factory=lambda: {k: [] for k in ("obvious", "fast", "shortcut", "down", "limit", "captum", "upstream")})
 
     @property
     def n(self) -> int:
@@ -142,12 +165,15 @@ def prepare(case: Case) -> None:
     lesions = single_unit_lesions(n_channel)
     result = lesion_predictions(model, x, region, lesions)
     case.pack, case.chunk, case.split_kind = result.pack_size, result.stimulus_chunk, result.split_kind
+    case.upstream_batch = result.upstream_batch
     case.targets = result.intact_predictions
+    case.shortcut = lesion_predictions(model, x, region, lesions, shortcut=True).shortcut
+    lesion_predictions(model, x, region, lesions, downstream=case.downstream)  # warm-up
 
     # the limit: every lesioned region output, built beforehand in the sweep's passes
     with torch.inference_mode():
         split = split_at(model, region, x[: min(case.n, 3)])
-        frontier = _upstream(split, x)
+        frontier = _upstream(split, x, case.upstream_batch)
         inputs = []
         for start in range(0, case.n, case.chunk):
             stop = min(case.n, start + case.chunk)
@@ -193,8 +219,8 @@ def _region_shape(model: nn.Module, x: torch.Tensor, region: str) -> tuple[int, 
     return tuple(out[0].shape[1:])
 
 
-def _upstream(split: Any, x: torch.Tensor, batch_size: int = 1024) -> dict[str, torch.Tensor]:
-    """The frontier of every stimulus, in batches as the fast sweep computes it."""
+def _upstream(split: Any, x: torch.Tensor, batch_size: int) -> dict[str, torch.Tensor]:
+    """The frontier of every stimulus, in the fast sweep's batches."""
     parts = [split.upstream(x[start : start + batch_size]) for start in range(0, x.shape[0], batch_size)]
     return {k: torch.cat([p[k] for p in parts]).contiguous(memory_format=memory_format(parts[0][k])) for k in parts[0]}
 
@@ -207,8 +233,8 @@ def run_obvious(case: Case) -> torch.Tensor:
     return obvious_predictions(case.model, case.x, case.region, [lesions[i] for i in case.obvious_subset])
 
 
-def run_fast(case: Case) -> torch.Tensor:
-    return lesion_predictions(case.model, case.x, case.region, single_unit_lesions(case.n_lesion)).predictions
+def run_fast(case: Case, **options: Any) -> torch.Tensor:
+    return lesion_predictions(case.model, case.x, case.region, single_unit_lesions(case.n_lesion), **options).predictions
 
 
 def run_limit(case: Case) -> None:
@@ -219,7 +245,7 @@ def run_limit(case: Case) -> None:
 
 def run_upstream(case: Case) -> None:
     with torch.inference_mode():
-        _upstream(case.split, case.x)
+        _upstream(case.split, case.x, case.upstream_batch)
 
 
 def run_captum(case: Case, n_stimuli: int, ppe: int) -> None:
@@ -258,36 +284,54 @@ def measure_round(cases: list[Case]) -> None:
         case.agree = agree if case.agree is None else (case.agree and agree)
         case.samples["obvious"].append(obvious_s * case.n_lesion / len(case.obvious_subset))
         case.samples["fast"].append(fast_s)
+        if case.shortcut:
+            case.samples["shortcut"].append(per_call(lambda: setattr(case, "_shortcut", run_fast(case, shortcut=True))))
+            agree = torch.equal(case._shortcut[case.obvious_subset], case._obvious)  # type: ignore[attr-defined]
+            case.shortcut_agrees = agree if case.shortcut_agrees is None else (case.shortcut_agrees and agree)
+        case.samples["down"].append(per_call(lambda: run_fast(case, downstream=case.downstream)))
         case.samples["limit"].append(per_call(lambda: run_limit(case)))
         case.samples["upstream"].append(per_call(lambda: run_upstream(case)))
         case.samples["captum"].append(per_call(lambda: run_captum(case, case.captum_stimuli, case.ppe)) * case.n / case.captum_stimuli)
 
 
+def target(value: float, bound: float, above: bool, applies: bool = True) -> str:
+    """``<=1.3 PASS``, ``>=5 MISS``, or ``-`` where the target does not apply."""
+    if not applies:
+        return "-"
+    ok = value >= bound if above else value <= bound
+    return f"{'>=' if above else '<='}{bound:g} {'PASS' if ok else 'MISS'}"
+
+
 def report(cases: list[Case]) -> None:
-    header = (f"{'region':<22}{'lesions':>8}{'pack x chunk':>14}{'obvious s':>11}{'fast s':>9}{'limit s':>9}{'upstream s':>11}"
-              f"{'captum s':>10}{'ppe':>5}  {'fast/limit':>10} {'target':<11}{'/(limit+up)':>12}{'obvious/fast':>14} {'target':<11}"
-              f"{'captum/fast':>11}  {'same preds':<10}")
+    header = (f"{'region':<22}{'lesions':>8}{'pack x chunk':>14}{'obvious s':>11}{'fast s':>9}{'shortcut s':>11}{'+down s':>9}"
+              f"{'limit s':>9}{'upstream s':>11}{'captum s':>10}{'ppe':>5}  {'fast/limit':>10} {'target':<11}{'short/limit':>11} "
+              f"{'target':<11}{'/(limit+up)':>12}{'obvious/fast':>14} {'target':<11}{'obvious/short':>14} {'target':<11}"
+              f"{'captum/fast':>11}  {'same preds':<12}")
     print(header)
     print("-" * len(header))
     for c in cases:
-        med = {k: statistics.median(v) for k, v in c.samples.items()}
-        ratio = med["fast"] / med["limit"]
-        speedup = med["obvious"] / med["fast"]
-        t_limit = f"<={TARGET_LIMIT:.1f} {'PASS' if ratio <= TARGET_LIMIT else 'MISS'}"
-        t_speed = f">={TARGET_SPEEDUP:.0f} {'PASS' if speedup >= TARGET_SPEEDUP else 'MISS'}" if c.late else "-"
-        same = f"{'yes' if c.agree else 'NO'} ({len(c.obvious_subset)})"
-        print(f"{c.label:<22}{c.n_lesion:>8}{f'{c.pack} x {c.chunk}':>14}{med['obvious']:>11.4f}{med['fast']:>9.4f}{med['limit']:>9.4f}"
-              f"{med['upstream']:>11.4f}{med['captum']:>10.4f}{c.ppe:>5}  {ratio:>10.2f} {t_limit:<11}"
-              f"{med['fast'] / (med['limit'] + med['upstream']):>12.2f}{speedup:>14.1f} {t_speed:<11}"
-              f"{med['captum'] / med['fast']:>11.1f}  {same:<10}")
-    print("\nthe limit's lesioned inputs give the fast sweep's predictions: "
+        med = {k: statistics.median(v) if v else float("nan") for k, v in c.samples.items()}
+        ratio, short_ratio = med["fast"] / med["limit"], med["shortcut"] / med["limit"]
+        speedup, short_speedup = med["obvious"] / med["fast"], med["obvious"] / med["shortcut"]
+
+        same = f"{'yes' if c.agree else 'NO'}" + (f"/{'yes' if c.shortcut_agrees else 'NO'}" if c.shortcut else "") + f" ({len(c.obvious_subset)})"
+        short = f"{med['shortcut']:>11.4f}" if c.shortcut else f"{'-':>11}"
+        print(f"{c.label:<22}{c.n_lesion:>8}{f'{c.pack} x {c.chunk}':>14}{med['obvious']:>11.4f}{med['fast']:>9.4f}{short}{med['down']:>9.4f}"
+              f"{med['limit']:>9.4f}{med['upstream']:>11.4f}{med['captum']:>10.4f}{c.ppe:>5}  {ratio:>10.2f} "
+              f"{target(ratio, TARGET_LIMIT, False):<11}{(f'{short_ratio:.2f}' if c.shortcut else '-'):>11} "
+              f"{target(short_ratio, TARGET_LIMIT, False, c.shortcut):<11}{med['fast'] / (med['limit'] + med['upstream']):>12.2f}"
+              f"{speedup:>14.1f} {target(speedup, TARGET_SPEEDUP, True, c.late):<11}{(f'{short_speedup:.1f}' if c.shortcut else '-'):>14} "
+              f"{target(short_speedup, TARGET_SPEEDUP, True, c.late and c.shortcut):<11}{med['captum'] / med['fast']:>11.1f}  {same:<12}")
+    print("\nsame preds: fast (exact) / shortcut against the obvious loop, on the lesions it ran")
+    print("the limit's lesioned inputs give the fast sweep's predictions: "
           + ", ".join(f"{c.label.split(' (')[0]} {'yes' if c.limit_agrees else 'NO'} ({c.split_kind} split)" for c in cases))
+    print("+down measures the activity change of: " + "; ".join(f"{c.label.split(' (')[0]} -> {', '.join(c.downstream)}" for c in cases))
     print("captum perturbations_per_eval tuning (s per batch):")
     for c in cases:
         print(f"  {c.label:<22} batch {min(c.captum_batch, c.n):>4}: " + ", ".join(f"ppe {p}: {t:.3f}" for p, t in c.ppe_times.items()))
     print("\nsamples (s), in round order (obvious and captum scaled):")
     for c in cases:
-        for i, (k, v) in enumerate(c.samples.items()):
+        for i, (k, v) in enumerate((k, v) for k, v in c.samples.items() if v):
             print(f"  {c.label if i == 0 else '':<22} {k:<9} {' '.join(f'{t:.4f}' for t in v)}")
 
 
@@ -301,7 +345,10 @@ def main() -> None:
     parser.add_argument("--captum-batch", type=int, default=None, help="VGG stimuli per captum call (default 64; 16 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="smoke run: few stimuli, few lesions, one round, no captum tuning")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     n_stimuli = args.n_stimuli or (64 if args.quick else 512)
     repeats = args.repeats or (1 if args.quick else 3)
     obvious_lesions = args.obvious_lesions or (2 if args.quick else 8)
@@ -321,10 +368,12 @@ def main() -> None:
         return sorted({int(i) for i in np.linspace(0, n_lesion - 1, min(k, n_lesion)).round()})
 
     cases = [
-        Case("VGG block2 (middle)", vgg, noise, "block2", False, spaced(64, obvious_lesions), captum_stimuli, captum_batch, VGG_PPE),
-        Case("VGG block3 (late)", vgg, noise, "block3", True, spaced(128, obvious_lesions), captum_stimuli, captum_batch, VGG_PPE),
-        Case("MLP fc2 (middle)", mlp, digits, "fc2", False, list(range(100)), 454, 454, MLP_PPE, mlp_inner),
-        Case("MLP fc3 (late)", mlp, digits, "fc3", True, list(range(100)), 454, 454, MLP_PPE, mlp_inner),
+        Case("VGG block2 (middle)", vgg, noise, "block2", False, spaced(64, obvious_lesions), captum_stimuli, captum_batch, VGG_PPE,
+             ["block3", "classifier.fc"]),
+        Case("VGG block3 (late)", vgg, noise, "block3", True, spaced(128, obvious_lesions), captum_stimuli, captum_batch, VGG_PPE,
+             ["classifier.fc", "classifier"]),
+        Case("MLP fc2 (middle)", mlp, digits, "fc2", False, list(range(100)), 454, 454, MLP_PPE, ["fc3", "out"], mlp_inner),
+        Case("MLP fc3 (late)", mlp, digits, "fc3", True, list(range(100)), 454, 454, MLP_PPE, ["out"], mlp_inner),
     ]
     if args.quick:  # no tuning: the largest value of each
         for c in cases:

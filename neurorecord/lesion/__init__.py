@@ -2,7 +2,8 @@
 
 :func:`lesion_predictions` runs a sweep of many lesions fast (the network cut at the region by
 :func:`split_at`, upstream once, downstream on packs of lesions); :func:`obvious_predictions`
-is the slow obvious loop it is checked against. :mod:`.stats` (exact McNemar tests, bootstrap
+is the slow obvious loop it is checked against; with ``downstream=[...]`` the sweep also measures
+how each lesion changes the activity of later regions (:mod:`.downstream`). :mod:`.stats` (exact McNemar tests, bootstrap
 intervals, FDR, matched random controls) needs no torch; the sweep names are imported on first
 use, so ``neurorecord.lesion.stats`` can be used where torch is not installed.
 """
@@ -13,6 +14,9 @@ _LAZY = {
     "Split": "split",
     "UnsplittableModelWarning": "split",
     "split_at": "split",
+    "downstream_regions": "split",
+    "DownstreamActivity": "downstream",
+    "check_downstream": "downstream",
     "METHODS": "sweep",
     "Lesion": "sweep",
     "LesionPack": "sweep",

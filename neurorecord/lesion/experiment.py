@@ -8,11 +8,13 @@ the fast sweep (:func:`~neurorecord.lesion.sweep.lesion_predictions`) in fixed b
 so an interrupted sweep resumes at the first unfinished block and loses no finished lesion.
 The statistics (:func:`~neurorecord.lesion.stats.lesion_effects`, exact McNemar tests, bootstrap
 intervals, FDR over the sweep, control percentiles) are computed when the sweep is complete and
-written to ``lesions/<name>``.
+written to ``lesions/<name>``, with, for an entry's ``downstream:`` regions, the change of their
+activity under each lesion (:mod:`~neurorecord.lesion.downstream`), measured in the same passes.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,10 +30,11 @@ from ..errors import NeurorecordError
 from ..protocol.schema import EachUnits, FractionUnits, LesionSpec, PopulationUnits, Protocol
 from ..record.regions import RegionTap
 from ..stimuli.base import StimulusSet
+from .downstream import DownstreamActivity, check_downstream
 from .stats import control_null, cross_entropy_loss, draw_controls, lesion_effects
 from .sweep import Lesion, lesion_predictions, unit_means
 
-__all__ = ["BLOCK", "LESIONS_NODE", "LesionTargets", "plan_lesions", "run_lesion_sweeps"]
+__all__ = ["BLOCK", "LESIONS_NODE", "LesionTargets", "check_lesion_downstream", "plan_lesions", "run_lesion_sweeps"]
 
 #: Lesions evaluated per resumable block (fixed, so noise lesions draw the same on resume).
 BLOCK = 64
@@ -41,29 +44,57 @@ LESIONS_NODE = "lesions"
 
 @dataclass
 class LesionTargets:
-    """The lesions of one ``lesions:`` entry: names, units, kinds (``single``/``group``/``control``)."""
+    """The lesions of one ``lesions:`` entry: names, units, kinds (``single``/``group``/``control``),
+    and the units (channels) of each of its ``downstream:`` regions."""
 
     names: list[str]
     units: list[tuple[int, ...]]
     kinds: list[str]
     targets: list[str]
     n_units_region: int
+    downstream_units: list[int]
 
 
 def _set(sets: list[StimulusSet], name: str) -> StimulusSet:
     return next(s for s in sets if s.name == name)
 
 
+def check_lesion_downstream(spec: LesionSpec, index: int, model: torch.nn.Module, probe: torch.Tensor) -> None:
+    """Check an entry's ``downstream:`` names before any work starts: each must be a module whose
+    output depends on the output of ``region``.
+
+    Raises
+    ------
+    RegionError
+        ``lesions[<index>].downstream[<j>]: ...``, with ``loc`` pointing at the bad name, saying
+        why it is refused and which modules are downstream of the region.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from neurorecord.protocol.schema import LesionSpec
+    >>> from neurorecord.subjects import digits_mlp
+    >>> spec = LesionSpec(name="a", region="fc2", evaluate="digits", downstream=["fc3", "out"])
+    >>> check_lesion_downstream(spec, 0, digits_mlp(), torch.zeros(1, 1, 8, 8))
+    """
+    if spec.downstream:
+        check_downstream(model, spec.region, spec.downstream, probe[:1], where=f"lesions[{index}].downstream",
+                         loc=("lesions", index, "downstream"))
+
+
 def plan_lesions(spec: LesionSpec, index: int, protocol: Protocol, model: torch.nn.Module, x: torch.Tensor,
                  store: Path) -> LesionTargets:
-    """Resolve an entry's ``units`` into lesions (and controls), checking unit indices."""
-    tap = RegionTap(model, [spec.region])
+    """Resolve an entry's ``units`` into lesions (and controls), checking unit indices and the
+    ``downstream:`` regions."""
+    probe = x[:2].to(_device_of(model))
+    check_lesion_downstream(spec, index, model, probe)
+    tap = RegionTap(model, [spec.region, *spec.downstream])
     try:
         with torch.inference_mode():
-            out = tap(x[:2])[spec.region]
+            outputs = tap(probe)
     finally:
         tap.close()
-    n = int(out.shape[1])
+    n = int(outputs[spec.region].shape[1])
     region = spec.region
     units = spec.units
     where = f"lesions[{index}].units"
@@ -91,7 +122,7 @@ def plan_lesions(spec: LesionSpec, index: int, protocol: Protocol, model: torch.
         k = max(1, int(round(units.fraction * n)))
         rng = np.random.default_rng([protocol.seed, index])
         group, label = tuple(sorted(int(u) for u in rng.choice(n, size=k, replace=False))), f"fraction:{units.fraction:g}"
-    plan = LesionTargets([], [], [], [], n)
+    plan = LesionTargets([], [], [], [], n, [int(outputs[r].shape[1]) for r in spec.downstream])
 
     def add(name: str, lesioned: tuple[int, ...], kind: str) -> None:
         plan.names.append(name)
@@ -136,10 +167,16 @@ def run_lesion_sweeps(protocol: Protocol, model: torch.nn.Module, sets: list[Sti
         lesions = [Lesion(u, spec.method, value=spec.value, std=spec.std) for u in targets.units]
         n_lesions, n_stim = len(lesions), len(labels)
         node = f"{LESIONS_NODE}/{spec.name}/progress"
+        n_neuroid = sum(targets.downstream_units)
         if spec.name not in done:
             progress = zarr.open_group(store, mode="a").require_group(node)
             progress.create_array("correct", shape=(n_lesions, n_stim), chunks=(BLOCK, n_stim), dtype=bool, overwrite=True)
             progress.create_array("loss", shape=(n_lesions,), chunks=(BLOCK,), dtype=np.float64, overwrite=True)
+            if spec.downstream:
+                progress.create_array("sq_change", shape=(n_lesions, len(spec.downstream)), chunks=(BLOCK, len(spec.downstream)),
+                                      dtype=np.float64, overwrite=True)
+                for key in ("unit_change", "unit_abs_change"):
+                    progress.create_array(key, shape=(n_lesions, n_neuroid), chunks=(BLOCK, n_neuroid), dtype=np.float64, overwrite=True)
             done[spec.name] = 0
             save_progress()
         arrays = zarr.open_group(store, mode="r+")[node]
@@ -151,9 +188,13 @@ def run_lesion_sweeps(protocol: Protocol, model: torch.nn.Module, sets: list[Sti
                 stop = min(n_lesions, start + BLOCK)
                 seed = int(np.random.SeedSequence([protocol.seed, index, start // BLOCK]).generate_state(1)[0] % 2**31)
                 result = lesion_predictions(model, x, spec.region, lesions[start:stop], means=means, seed=seed,
-                                            device=device, return_logits=True)
+                                            device=device, return_logits=True, downstream=spec.downstream or None)
                 arrays["correct"][start:stop] = (result.predictions.numpy() == labels[None, :])
                 arrays["loss"][start:stop] = cross_entropy_loss(result.logits.numpy(), labels).values
+                if result.downstream is not None:
+                    arrays["sq_change"][start:stop] = result.downstream.sq_change
+                    arrays["unit_change"][start:stop] = result.downstream.unit_change
+                    arrays["unit_abs_change"][start:stop] = result.downstream.unit_abs_change
                 intact = result
                 done[spec.name] = stop
                 save_progress()
@@ -161,14 +202,27 @@ def run_lesion_sweeps(protocol: Protocol, model: torch.nn.Module, sets: list[Sti
         finally:
             bar.close()
         if intact is None:  # every block was done before an interruption: recompute the intact pass only
-            intact = lesion_predictions(model, x, spec.region, lesions[:1], means=means, seed=0, device=device, return_logits=True)
+            intact = lesion_predictions(model, x, spec.region, lesions[:1], means=means, seed=0, device=device, return_logits=True,
+                                        downstream=spec.downstream or None)
         correct_intact = intact.intact_predictions.numpy() == labels
         loss_intact = float(cross_entropy_loss(intact.intact_logits.numpy(), labels))
         effects = _effects(spec, targets, np.asarray(arrays["correct"][:]), correct_intact, labels,
                            np.asarray(arrays["loss"][:]), loss_intact, params["stimulus_id"], protocol.seed)
+        if intact.downstream is not None:  # the intact sums are the same in every block
+            activity = DownstreamActivity(
+                intact.downstream.regions, intact.downstream.channels, intact.downstream.positions, intact.downstream.n_stimuli,
+                np.asarray(arrays["sq_change"][:]), intact.downstream.sq_intact, np.asarray(arrays["unit_change"][:]),
+                np.asarray(arrays["unit_abs_change"][:]), intact.downstream.unit_activity_intact)
+            effects = effects.merge(activity.to_dataset(targets.names), join="exact")
         _save(store, spec.name, effects)
         done[spec.name] = -1
         save_progress()
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    """Where the model's parameters (or buffers) are; the CPU for a model without any."""
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return first.device if first is not None else torch.device("cpu")
 
 
 def _effects(spec: LesionSpec, targets: LesionTargets, correct: np.ndarray, correct_intact: np.ndarray,
@@ -193,7 +247,8 @@ def _effects(spec: LesionSpec, targets: LesionTargets, correct: np.ndarray, corr
     ds["control_percentile"] = (("lesion", "class"), percentile)
     ds["control_p"] = (("lesion", "class"), p_control)
     ds.attrs.update({"lesion": spec.model_dump_json(), "region": spec.region, "method": spec.method,
-                     "evaluate": spec.evaluate, "n_units_region": targets.n_units_region, "n_controls": spec.controls})
+                     "evaluate": spec.evaluate, "n_units_region": targets.n_units_region, "n_controls": spec.controls,
+                     "downstream": list(spec.downstream)})
     return ds
 
 

@@ -28,16 +28,18 @@ many lesions at once on a packed batch of ``n_copies x stimuli`` rows.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
 from torch import fx, nn
+from torch.overrides import TorchFunctionMode
 
 from ..errors import RegionError
 
-__all__ = ["Split", "split_at", "UnsplittableModelWarning", "Edit"]
+__all__ = ["Split", "split_at", "downstream_regions", "UnsplittableModelWarning", "Edit"]
 
 #: ``edit(region_output) -> lesioned output``: takes the region's output for ``S`` stimuli (or, in a
 #: ``"full"`` split, ``n_copies * S`` rows) and returns ``n_copies * S`` rows, lesion-major.
@@ -85,6 +87,12 @@ class Split:
     #: for ``"sequential"``: the modules run after the region, in order, nested chains flattened
     #: into their leaves (used by the linear shortcut)
     downstream_modules: list[nn.Module] = field(default_factory=list, repr=False)
+    #: the frontier of the example stimuli, computed by the verification pass (``None`` without
+    #: an example, and for ``"full"``)
+    example_frontier: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    #: bytes the upstream part allocated per example stimulus in that pass (every tensor a torch
+    #: function returned, views excluded: an upper bound); 0 without it
+    upstream_bytes: float = 0.0
 
     def upstream(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Compute the frontier for stimuli ``x`` (stimulus, ...): ``{key: (stimulus, ...)}``."""
@@ -113,7 +121,7 @@ class Split:
         """
         if self.kind == "full":
             return self._full_downstream(cached["input"], edit, n_copies)
-        assert self._down is not None and self.region_key is not None
+        assert self.region_key is not None
         n = next(iter(cached.values())).shape[0]
         values: dict[str, torch.Tensor] = {}
         for key, value in cached.items():
@@ -124,6 +132,19 @@ class Split:
             else:
                 value = _repeat(value, n_copies)
             values[key] = value
+        return self.downstream_packed(values)
+
+    def downstream_packed(self, values: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits from a frontier that is already packed: every value has the same number of rows
+        (``n_copies * S``, lesion-major), the region's output already lesioned. Not for ``"full"``.
+
+        Returns
+        -------
+        torch.Tensor
+            Logits (rows, n_classes).
+        """
+        if self._down is None:
+            raise ValueError(f"a {self.kind!r} split has no downstream part to run on a packed frontier; use downstream()")
         return self._down(values)
 
     def region_output(self, x: torch.Tensor) -> torch.Tensor:
@@ -162,7 +183,7 @@ class Split:
             handle.remove()
 
 
-def split_at(model: nn.Module, region: str, example: torch.Tensor | None = None) -> Split:
+def split_at(model: nn.Module, region: str, example: torch.Tensor | None = None, keep: Sequence[str] = ()) -> Split:
     """Cut ``model`` at ``region`` into an upstream and a downstream part.
 
     Tries an ``nn.Sequential`` split, then a ``torch.fx`` split, and falls back to rerunning the
@@ -179,8 +200,15 @@ def split_at(model: nn.Module, region: str, example: torch.Tensor | None = None)
         A few stimuli (stimulus, ...). With it, the fx split learns which shared values are
         per-stimulus (values such as ``x.size(0)`` are recomputed downstream instead of cached),
         and every split is checked: ``downstream(upstream(example))`` must equal
-        ``model(example)`` exactly on the CPU, or the full fallback is used. Without it, the fx
-        split assumes the shared values are per-stimulus tensors and is not checked.
+        ``model(example)`` exactly on the CPU, or the full fallback is used (that pass also
+        keeps the example's frontier and measures the upstream part's bytes:
+        ``example_frontier``, ``upstream_bytes``). Without it, the fx split assumes the shared
+        values are per-stimulus tensors and is not checked.
+    keep
+        Names of modules downstream of ``region`` that must stay whole modules in the downstream
+        part (their forward hooks then fire there, once per call): the fx split keeps them as
+        single nodes instead of tracing into them. The sequential split runs whole children
+        anyway.
 
     Returns
     -------
@@ -205,7 +233,7 @@ def split_at(model: nn.Module, region: str, example: torch.Tensor | None = None)
     """
     _check_region(model, region)
     reasons: list[str] = []
-    for build in (_sequential_split, _fx_split):
+    for build in (_sequential_split, partial(_fx_split, keep=tuple(keep))):
         try:
             split = build(model, region, example)
             if example is not None:
@@ -221,6 +249,94 @@ def split_at(model: nn.Module, region: str, example: torch.Tensor | None = None)
         stacklevel=2,
     )
     return Split("full", region, None, reason=reason, model=model)
+
+
+def downstream_regions(model: nn.Module, region: str, example: torch.Tensor) -> list[str]:
+    """The modules downstream of ``region``: those whose output depends on the region's output.
+
+    Found from the autograd graph of one forward pass of ``example`` in eval mode (with
+    gradients, on a copy of the stimuli; the model is left in the train/eval mode it had, with no
+    hook): a module is downstream when its output's graph reaches the region's output. The
+    region itself, its ancestors (which contain it) and modules whose output is not a tensor are
+    left out. A model that detaches values inside its forward hides the dependencies that run
+    through them.
+
+    Parameters
+    ----------
+    model
+        The subject's module.
+    region
+        A name from ``model.named_modules()``.
+    example
+        One or a few stimuli (stimulus, ...).
+
+    Returns
+    -------
+    list[str]
+        Module names, in ``model.named_modules()`` order.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from neurorecord.subjects import digits_mlp
+    >>> downstream_regions(digits_mlp(), "fc2", torch.zeros(1, 1, 8, 8))
+    ['fc3', 'fc3.linear', 'fc3.relu', 'out']
+    """
+    status = _downstream_status(model, region, example)
+    return [name for name, (depends, output) in status.items() if depends and output == "Tensor"]
+
+
+def _downstream_status(model: nn.Module, region: str, example: torch.Tensor) -> dict[str, tuple[bool, str]]:
+    """For every module called in a forward pass of ``example`` (but ``region`` and its
+    ancestors): (whether its output depends on the region's output, the output's type name)."""
+    _check_region(model, region)
+    target = _module(model, region)
+    leaves: list[torch.Tensor] = []
+    graphs: dict[str, tuple[list[Any], str]] = {}
+
+    def region_hook(module: nn.Module, inputs: Any, output: Any) -> torch.Tensor:
+        leaf = _check_output(region, output).detach().requires_grad_(True)
+        leaves.append(leaf)
+        return leaf.clone()  # not the leaf itself: a later in-place operation must not write into it
+
+    def record(name: str, module: nn.Module, inputs: Any, output: Any) -> None:
+        found = graphs.setdefault(name, ([], type(output).__name__))[0]
+        values = output if isinstance(output, (tuple, list)) else (output,)
+        found.extend(v.grad_fn for v in values if isinstance(v, torch.Tensor))
+
+    candidates = [(n, m) for n, m in model.named_modules() if n and m is not target and not region.startswith(n + ".")]
+    modes = [(m, m.training) for m in model.modules()]
+    handles = [target.register_forward_hook(region_hook)]
+    handles += [m.register_forward_hook(partial(record, n)) for n, m in candidates]
+    try:
+        model.eval()
+        with torch.inference_mode(False), torch.enable_grad():
+            model(example.clone())
+    finally:
+        for handle in handles:
+            handle.remove()
+        for m, training in modes:
+            m.training = training
+    reached: dict[int, bool] = {}
+    targets = {id(leaf) for leaf in leaves}
+
+    def depends(node: Any) -> bool:
+        # iterative depth-first search with memo: does the graph below ``node`` reach a leaf?
+        stack = [(node, False)]
+        while stack:
+            current, expanded = stack.pop()
+            if current is None or id(current) in reached:
+                continue
+            children = [c for c, _ in current.next_functions if c is not None]
+            if expanded:
+                variable = getattr(current, "variable", None)
+                reached[id(current)] = (variable is not None and id(variable) in targets) or any(reached.get(id(c), False) for c in children)
+            else:
+                stack.append((current, True))
+                stack.extend((c, False) for c in children if id(c) not in reached)
+        return node is not None and reached[id(node)]
+
+    return {n: (any(depends(g) for g in graphs[n][0]), graphs[n][1]) for n, _ in candidates if n in graphs}
 
 
 # ---------------------------------------------------------------- helpers
@@ -279,9 +395,12 @@ def _count_uses(model: nn.Module, region: str) -> int:
 
 
 def _verify(split: Split, model: nn.Module, example: torch.Tensor) -> None:
+    """Check the split against the model on ``example``; keep its frontier and measure its bytes."""
     want = _check_logits(model(example))
     try:
-        got = split.downstream(split.upstream(example))
+        with _ByteCounter() as counter:
+            frontier = split.upstream(example)
+        got = split.downstream({k: v.clone() for k, v in frontier.items()})  # clones: the downstream part may write into them
     except RegionError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of the cut network means: do not cut
@@ -289,6 +408,7 @@ def _verify(split: Split, model: nn.Module, example: torch.Tensor) -> None:
     same = torch.equal(got, want) if got.device.type == "cpu" else (got.shape == want.shape and torch.allclose(got, want, rtol=1e-5, atol=1e-6))
     if not same:
         raise _CannotSplit(f"the {split.kind} split does not reproduce the model's output on the example stimuli")
+    split.example_frontier, split.upstream_bytes = frontier, counter.total / example.shape[0]
 
 
 def _is_chain(module: nn.Module) -> bool:
@@ -300,6 +420,41 @@ def _flatten_chain(module: nn.Module) -> list[nn.Module]:
     if _is_chain(module):
         return [leaf for child in module._modules.values() if child is not None for leaf in _flatten_chain(child)]
     return [module]
+
+
+def _tensors(value: Any) -> Iterator[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _tensors(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _tensors(v)
+
+
+def _storage(t: torch.Tensor) -> int | None:
+    try:
+        return t.untyped_storage().data_ptr()
+    except Exception:  # noqa: BLE001 - tensors without storage
+        return None
+
+
+class _ByteCounter(TorchFunctionMode):
+    """Adds up the bytes of every new tensor that torch functions return (views not counted)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = func(*args, **(kwargs or {}))
+        if isinstance(out, (torch.Tensor, list, tuple, dict)):  # not sizes, dtypes, ...: nothing allocated
+            outputs = list(_tensors(out))
+            if outputs:
+                inputs = {_storage(t) for t in _tensors((args, kwargs or {}))}
+                self.total += sum(t.numel() * t.element_size() for t in outputs if _storage(t) not in inputs)
+        return out
 
 
 # ---------------------------------------------------------------- sequential
@@ -344,15 +499,17 @@ def _sequential_split(model: nn.Module, region: str, example: torch.Tensor | Non
 
 
 class _RegionTracer(fx.Tracer):
-    """Keeps the region as one ``call_module`` node and traces into its ancestors."""
+    """Keeps the region (and the modules in ``keep``) as one ``call_module`` node each, and traces
+    into the region's ancestors."""
 
-    def __init__(self, region: str, region_module: nn.Module) -> None:
+    def __init__(self, region: str, region_module: nn.Module, keep: tuple[nn.Module, ...] = ()) -> None:
         super().__init__()
         self.region = region
         self.region_module = region_module
+        self.keep = keep
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if m is self.region_module:
+        if m is self.region_module or any(m is k for k in self.keep):
             return True
         if self.region.startswith(module_qualified_name + ".") or any(sub is self.region_module for sub in m.modules()):
             return False
@@ -372,9 +529,9 @@ class _Recorder(fx.Interpreter):
         return out
 
 
-def _fx_split(model: nn.Module, region: str, example: torch.Tensor | None) -> Split:
+def _fx_split(model: nn.Module, region: str, example: torch.Tensor | None, keep: tuple[str, ...] = ()) -> Split:
     region_module = _module(model, region)
-    tracer = _RegionTracer(region, region_module)
+    tracer = _RegionTracer(region, region_module, tuple(_module(model, k) for k in keep))
     try:
         graph = tracer.trace(model)
     except Exception as exc:  # noqa: BLE001 - tracing fails in many ways (data-dependent control flow, ...)

@@ -22,9 +22,14 @@ Two ways to get the predictions of ``n_lesion`` lesions on ``n_stimulus`` stimul
     the network is cut at the region (:func:`~neurorecord.lesion.split.split_at`); the part before
     it runs once, and its frontier is cached (in memory, or in a temporary zarr array read back
     chunk by chunk when it exceeds ``cache_budget``); the part after it runs on packs of lesions,
-    ``pack_size x stimuli`` rows at a time, with all the pack's lesions applied in one vectorised
-    operation. ``pack_size`` is chosen so that the packed rows fit ``memory_budget``, from the bytes
-    per row that one probe pass measures.
+    ``pack_size x stimuli`` rows at a time. The frontier of a chunk of stimuli is copied once
+    into ``pack_size`` copies; each pack's lesions are written into their copies in one indexed
+    assignment and put back after its pass (the copies are filled again if the downstream part
+    writes into them in place). ``pack_size`` is chosen so that the packed rows fit
+    ``memory_budget``, from the bytes per row that one probe pass measures. With
+    ``downstream=[...]`` the same passes also measure how each lesion changes the activity of
+    later regions (:mod:`~neurorecord.lesion.downstream`); with ``shortcut=True`` the first
+    linear layer after the region is updated rather than recomputed where that applies.
 
 Both give the same per-stimulus predictions: the tests check this exactly on the digits MLP and
 CNN and on models with skip connections and data-dependent control flow, and the logits to 1e-5
@@ -36,6 +41,7 @@ also when it raises.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import os
 import shutil
@@ -48,10 +54,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
-from .split import Split, _check_region, memory_format, split_at
+from .downstream import DownstreamActivity, _Meter, check_downstream
+from .split import Split, _ByteCounter, _check_region, _flatten_chain, memory_format, split_at
 
 __all__ = [
     "Lesion",
@@ -71,6 +78,10 @@ NOISE_MODES = ("add", "replace")
 #: default bytes of one downstream pass on the CPU: passes larger than the caches run slower
 #: (measured on the digits subjects: 2-16 MiB passes were 1.5-3x faster than 100+ MiB ones)
 CPU_PASS_BYTES = 8 << 20
+#: default bytes of one upstream pass on the CPU, the same reason (measured on the VGG-style CNN of
+#: benchmarks/vgg.py, up to block3: batches of 16-64 stimuli, 15-60 MiB, were 1.5-1.9x faster than
+#: batches of 512)
+CPU_UPSTREAM_BYTES = 32 << 20
 #: stimuli per block of noise (each block has its own generator, so batching does not matter)
 NOISE_BLOCK = 256
 
@@ -125,23 +136,26 @@ def single_unit_lesions(n_unit: int, method: str = "zero", **options: Any) -> li
 
 @dataclass
 class LesionPack:
-    """A batch of lesions as tensors, applied to a packed batch in one vectorised operation.
+    """A batch of lesions as index tensors, applied to a packed batch in one vectorised operation.
 
     Attributes
     ----------
     index
         (n_lesion,) int64: each lesion's position in the whole sweep (it seeds its noise).
+    rows, channels
+        (n_pair,) int64: every silenced (lesion, channel) pair, lesion by lesion: the lesion's
+        position in the pack and the channel.
+    values
+        (n_pair, 1, ...) or (n_pair, *sample_shape[1:]): what each silenced pair outputs (0 for
+        ``zero``, the mean for ``mean``, the value for ``clamp``; 0, unused, for ``noise``).
+    plain
+        (n_pair,) bool: the pairs whose output is ``values`` (those of every lesion but ``noise``).
     mask
         (n_lesion, channel) bool: which channels each lesion silences.
-    replacement
-        (n_lesion, channel, 1, ...) or (n_lesion, *sample_shape): what silenced units output
-        (0 for ``zero`` and ``noise``, the means for ``mean``, the value for ``clamp``).
     noise
         For the noise lesions: (position in the pack, std, additive) per lesion.
-    rows, channels, values
-        The silenced (lesion, channel) pairs of the other lesions, as index tensors (n_pair,),
-        and what they output, (n_pair, 1, ...): ``mask`` and ``replacement`` in the form the
-        packed batch is written with (one copy, then one indexed assignment).
+    offsets
+        Where each lesion's pairs start, and after the last one where they end (n_lesion + 1).
     seed
         The sweep's seed.
     sample_shape
@@ -149,43 +163,82 @@ class LesionPack:
     """
 
     index: torch.Tensor
-    mask: torch.Tensor
-    replacement: torch.Tensor
-    noise: list[tuple[int, float, bool]]
     rows: torch.Tensor
     channels: torch.Tensor
     values: torch.Tensor
+    plain: torch.Tensor
+    mask: torch.Tensor
+    noise: list[tuple[int, float, bool]]
+    offsets: list[int]
     seed: int
     sample_shape: tuple[int, ...]
 
+    def __post_init__(self) -> None:
+        # the plain pairs, selected once (a pack is written once per stimulus chunk)
+        self._plain_rows = self.rows if not self.noise else self.rows[self.plain]
+        self._plain_channels = self.channels if not self.noise else self.channels[self.plain]
+        self._plain_values = (self.values if not self.noise else self.values[self.plain]).unsqueeze(1)
+
     def __len__(self) -> int:
         return int(self.index.shape[0])
+
+    def part(self, i: int, j: int) -> LesionPack:
+        """The pack of lesions ``i .. j - 1`` of this one."""
+        if (i, j) == (0, len(self)):
+            return self
+        a, b = self.offsets[i], self.offsets[j]
+        return LesionPack(self.index[i:j], self.rows[a:b] - i, self.channels[a:b], self.values[a:b], self.plain[a:b],
+                          self.mask[i:j], [(pos - i, std, add) for pos, std, add in self.noise if i <= pos < j],
+                          [o - a for o in self.offsets[i : j + 1]], self.seed, self.sample_shape)
+
+    def split(self, size: int) -> list[LesionPack]:
+        """The pack cut into packs of ``size`` lesions (the last one may be smaller), in order."""
+        return [self.part(i, min(len(self), i + size)) for i in range(0, len(self), size)]
+
+
+_METHOD_CODE = {"zero": 0, "mean": 1, "clamp": 2, "noise": 3}
 
 
 def _pack(lesions: Sequence[Lesion], first: int, sample_shape: tuple[int, ...], means: torch.Tensor | None,
           seed: int, dtype: torch.dtype, device: torch.device) -> LesionPack:
     n, c, extra = len(lesions), sample_shape[0], len(sample_shape) - 1
-    mask = torch.zeros(n, c, dtype=torch.bool)
+    counts = [len(lesion.units) for lesion in lesions]
+    counts_t = torch.tensor(counts, dtype=torch.int64)
+    channels = torch.tensor([u for lesion in lesions for u in lesion.units], dtype=torch.int64)
+    rows = torch.repeat_interleave(torch.arange(n, dtype=torch.int64), counts_t)
+    code = torch.tensor([_METHOD_CODE[lesion.method] for lesion in lesions], dtype=torch.int64).repeat_interleave(counts_t)
     trailing = tuple(means.shape[1:]) if means is not None else (1,) * extra
-    replacement = torch.zeros(n, c, *trailing, dtype=dtype)
-    noise: list[tuple[int, float, bool]] = []
-    for i, lesion in enumerate(lesions):
-        units = list(lesion.units)
-        mask[i, units] = True
-        if lesion.method == "mean":
-            assert means is not None
-            replacement[i, units] = means[units].to(dtype)
-        elif lesion.method == "clamp":
-            replacement[i, units] = lesion.value
-        elif lesion.method == "noise":
-            noise.append((i, float(lesion.std), lesion.noise == "add"))
+    values = torch.zeros(len(channels), *trailing, dtype=dtype)
+    if means is not None and any(lesion.method == "mean" for lesion in lesions):
+        is_mean = code == 1
+        values[is_mean] = means[channels[is_mean]].to(dtype)
+    if any(lesion.method == "clamp" for lesion in lesions):
+        clamp = torch.tensor([lesion.value for lesion in lesions], dtype=dtype).repeat_interleave(counts_t)
+        is_clamp = code == 2
+        values[is_clamp] = clamp[is_clamp].reshape(-1, *([1] * len(trailing)))
+    noise = [(i, float(lesion.std), lesion.noise == "add") for i, lesion in enumerate(lesions) if lesion.method == "noise"]
+    mask = torch.zeros(n, c, dtype=torch.bool)
+    mask[rows, channels] = True
     index = torch.arange(first, first + n, dtype=torch.int64)
-    plain = mask.clone()
-    plain[[pos for pos, _, _ in noise]] = False
-    rows, channels = plain.nonzero(as_tuple=True)
-    values = replacement[rows, channels].unsqueeze(1)
-    return LesionPack(index, mask.to(device), replacement.to(device), noise, rows.to(device), channels.to(device), values.to(device),
-                      seed, sample_shape)
+    offsets = [0, *itertools.accumulate(counts)]
+    return LesionPack(index, rows.to(device), channels.to(device), values.to(device), (code != 3).to(device), mask.to(device),
+                      noise, offsets, seed, sample_shape)
+
+
+def _write_lesions(packed: torch.Tensor, base: torch.Tensor, pack: LesionPack, start: int, stop: int) -> None:
+    """Write the lesions of ``pack`` into ``packed`` (n_lesion, stimulus, channel, ...), in place.
+
+    ``base`` is the unlesioned output, (1 or n_lesion, stimulus, channel, ...): additive noise is
+    added to it.
+    """
+    if pack._plain_rows.numel():
+        packed[pack._plain_rows, :, pack._plain_channels] = pack._plain_values
+    if pack.noise:
+        mask = pack.mask.view(len(pack), 1, -1, *([1] * (packed.ndim - 3)))
+        for pos, std, additive in pack.noise:
+            eps = _draw_noise(pack.seed, int(pack.index[pos]), start, stop, tuple(packed.shape[2:])).to(packed.device, packed.dtype)
+            noisy = base[0 if base.shape[0] == 1 else pos] + std * eps if additive else std * eps
+            packed[pos] = torch.where(mask[pos], noisy, packed[pos])
 
 
 def apply_lesions(output: torch.Tensor, pack: LesionPack, start: int, stop: int) -> torch.Tensor:
@@ -222,20 +275,11 @@ def apply_lesions(output: torch.Tensor, pack: LesionPack, start: int, stop: int)
     else:
         raise ValueError(f"apply_lesions: output has {output.shape[0]} rows, expected {n} stimuli or {p} x {n}")
     # one copy of the output per lesion (in the layout the network produced), then the silenced
-    # units written in one indexed assignment: the same values as torch.where(mask, replacement,
-    # output), with less memory traffic
+    # units written in one indexed assignment
     out = torch.empty((p * n, *output.shape[1:]), dtype=output.dtype, device=output.device, memory_format=memory_format(output))
     packed = out.view(p, n, *output.shape[1:])
     packed.copy_(hv.expand(p, *hv.shape[1:]))
-    if pack.rows.numel():
-        packed[pack.rows, :, pack.channels] = pack.values
-    if pack.noise:
-        mask = pack.mask.view(p, 1, -1, *([1] * (output.ndim - 2)))
-        for pos, std, additive in pack.noise:
-            eps = _draw_noise(pack.seed, int(pack.index[pos]), start, stop, tuple(output.shape[1:])).to(output.device, output.dtype)
-            base = hv[0 if hv.shape[0] == 1 else pos]
-            noisy = base + std * eps if additive else std * eps
-            packed[pos] = torch.where(mask[pos], noisy, packed[pos])
+    _write_lesions(packed, hv, pack, start, stop)
     return out
 
 
@@ -369,40 +413,6 @@ def _available_bytes(device: torch.device) -> int:
             return 2 << 30
 
 
-def _tensors(value: Any) -> Iterator[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _tensors(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _tensors(v)
-
-
-def _storage(t: torch.Tensor) -> int | None:
-    try:
-        return t.untyped_storage().data_ptr()
-    except Exception:  # noqa: BLE001 - tensors without storage
-        return None
-
-
-class _ByteCounter(TorchFunctionMode):
-    """Adds up the bytes of every new tensor that torch functions return (views not counted)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.total = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        out = func(*args, **(kwargs or {}))
-        inputs = {_storage(t) for t in _tensors((args, kwargs or {}))}
-        for t in _tensors(out):
-            if _storage(t) not in inputs:
-                self.total += t.numel() * t.element_size()
-        return out
-
-
 def _plan(n_stimulus: int, n_lesion: int, row_bytes: float, frontier_bytes: float, budget: int, pack_size: int | None) -> tuple[int, int]:
     """(stimuli per chunk, lesions per pack) so that pack * chunk * row_bytes + chunk * frontier_bytes <= budget."""
     per_stimulus = max(row_bytes, 1.0)
@@ -490,12 +500,18 @@ class LesionResult:
     cache
         Where the frontier was kept: ``"memory"`` or ``"zarr"``.
     shortcut
-        Whether the linear shortcut was used.
+        Whether the shortcut (``shortcut=True``) was used.
     row_bytes
         Bytes one row (one stimulus under one lesion) of a downstream pass allocates, measured on
-        the probe pass (every tensor a torch function returns, views excluded: an upper bound).
+        the probe pass (every tensor a torch function returns, views excluded: an upper bound),
+        plus the row's copy of the frontier.
     frontier_bytes
         Bytes of the cached frontier per stimulus.
+    upstream_batch
+        Stimuli per upstream pass.
+    downstream
+        With ``downstream=[...]``: the change of those regions' activity under each lesion
+        (:class:`~neurorecord.lesion.downstream.DownstreamActivity`), else ``None``.
     """
 
     predictions: torch.Tensor
@@ -509,6 +525,8 @@ class LesionResult:
     shortcut: bool
     row_bytes: float
     frontier_bytes: int
+    upstream_batch: int
+    downstream: DownstreamActivity | None = None
 
 
 def obvious_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence[Lesion | int | Sequence[int]], *,
@@ -594,14 +612,15 @@ def obvious_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence
 
 def lesion_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence[Lesion | int | Sequence[int]], *,
                        means: Any = None, seed: int = 0, device: str | torch.device = "cpu", pack_size: int | None = None,
-                       batch_size: int = 1024, memory_budget: int | None = None, cache_budget: int | None = None,
-                       return_logits: bool = False, shortcut: bool = False) -> LesionResult:
+                       batch_size: int | None = None, memory_budget: int | None = None, cache_budget: int | None = None,
+                       return_logits: bool = False, shortcut: bool = False, downstream: Sequence[str] | None = None) -> LesionResult:
     """Predictions under each lesion, fast: upstream once, downstream on packs of lesions.
 
     Gives the same per-stimulus predictions as :func:`obvious_predictions` (see the module
-    docstring for how). When ``device`` differs from the model's, a copy of
-    the model runs there and the model itself is not moved. The model is run in eval mode under ``torch.inference_mode`` and left in
-    the train/eval mode it had, with no hook left on it, also when the call raises.
+    docstring for how). When ``device`` differs from the model's, a copy of the model runs there
+    and the model itself is not moved. The model is run in eval mode under
+    ``torch.inference_mode`` and left in the train/eval mode it had, with no hook left on it,
+    also when the call raises.
 
     Parameters
     ----------
@@ -612,7 +631,9 @@ def lesion_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence[
         stimulus (or, when one lesion over every stimulus does not fit, one lesion over as many
         stimuli as fit).
     batch_size
-        Stimuli per upstream pass.
+        Stimuli per upstream pass. Default: as many as make a pass of about
+        ``CPU_UPSTREAM_BYTES`` (on the CPU; larger passes fall out of the caches) or of
+        ``memory_budget`` (on ``cuda``), from the bytes per stimulus a probe pass measures.
     memory_budget
         Bytes one packed downstream pass may allocate (``pack_size * stimulus_chunk`` rows times
         the bytes per row measured on a probe pass, plus the frontier of ``stimulus_chunk``
@@ -625,13 +646,23 @@ def lesion_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence[
     return_logits
         Also return the logits.
     shortcut
-        Where every lesion is a single-unit ``zero``/``mean``/``clamp`` lesion of a (stimulus,
-        unit) region in a ``"sequential"`` split, and the next module is an ``nn.Linear``, compute
-        that module's lesioned output as its intact output plus the lesioned unit's change times
-        its weight column, instead of recomputing it. Equal to the recomputation up to float
-        rounding (about 1e-6 relative), so predictions agree except on exact ties. Ignored
-        (``result.shortcut`` is ``False``) where it does not apply, or where the model carries
-        forward hooks (the shortcut bypasses module calls that hooks would see).
+        Go below the cost of the downstream forward where every lesion is a single-unit
+        ``zero``/``mean``/``clamp`` lesion, the split is ``"sequential"``, and the region's
+        output goes straight into an ``nn.Linear`` (a (stimulus, unit) region), through an
+        ``nn.Flatten`` into one, or into an ``nn.Conv2d`` (ungrouped, zero padding) (a
+        (stimulus, channel, height, width) region): that layer's lesioned output is its intact
+        output plus the lesioned unit's own contribution (its change times its weights: a
+        rank-1 update; for a conv channel, its block of flattened features, or the convolution of
+        that channel's change alone), instead of being recomputed. Equal to the recomputation up
+        to float rounding (about 1e-6 relative), so predictions agree except on exact ties.
+        Ignored (``result.shortcut`` is ``False``) where it does not apply, where the model
+        carries forward hooks (the shortcut bypasses module calls that hooks would see), or
+        where a ``downstream`` region ends before that linear layer.
+    downstream
+        Names of modules downstream of ``region`` (their output depends on the region's output,
+        e.g. ``["fc3", "out"]``) whose activity change under each lesion is measured in the same
+        passes: ``result.downstream``, a
+        :class:`~neurorecord.lesion.downstream.DownstreamActivity`.
 
     Returns
     -------
@@ -640,7 +671,8 @@ def lesion_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence[
     Raises
     ------
     RegionError
-        If ``region`` is not a module of ``model``.
+        If ``region`` is not a module of ``model``, or a ``downstream`` name is not a module
+        downstream of it (the message lists those that are).
     ValueError, TypeError
         If an argument is malformed (the message names it).
 
@@ -655,107 +687,353 @@ def lesion_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence[
     >>> from neurorecord.subjects import digits_mlp
     >>> _ = torch.manual_seed(0)
     >>> model, x = digits_mlp(), torch.rand(5, 1, 8, 8)
-    >>> result = lesion_predictions(model, x, "fc2", single_unit_lesions(100))
+    >>> result = lesion_predictions(model, x, "fc2", single_unit_lesions(100), downstream=["fc3"])
     >>> result.predictions.shape, result.split_kind
     (torch.Size([100, 5]), 'sequential')
     >>> torch.equal(result.predictions, obvious_predictions(model, x, "fc2", single_unit_lesions(100)))
     True
+    >>> result.downstream.relative_change.shape  # (lesion, downstream region)
+    (100, 1)
     """
     caller = "lesion_predictions"
     x = _as_stimuli(x, caller)
     lesions = _as_lesions(lesions, caller)
-    _check_int(batch_size, "batch_size", caller, 1)
+    _check_int(batch_size, "batch_size", caller, 1, none_ok=True)
     _check_int(seed, "seed", caller, 0)
     _check_int(pack_size, "pack_size", caller, 1, none_ok=True)
     _check_int(memory_budget, "memory_budget", caller, 1, none_ok=True)
     _check_int(cache_budget, "cache_budget", caller, 0, none_ok=True)
+    names = _as_downstream(downstream, caller)
     _check_region(model, region)
     n, n_lesion = x.shape[0], len(lesions)
     with _session(model, device) as (net, dev):
         probe = x[: min(n, 3)].to(dev)
-        split = split_at(net, region, probe)
-        h = split.region_output(probe)
+        if names:
+            check_downstream(net, region, names, probe[:1])
+        split = split_at(net, region, probe, keep=names)
+        # the split's verification pass measured the upstream part (a "full" split has none)
+        frontier = split.example_frontier if split.example_frontier is not None else split.upstream(probe)
+        upstream_bytes = split.upstream_bytes
+        h = frontier[split.region_key] if split.region_key is not None else split.region_output(probe)
         shape = _sample_shape(region, h)
         means_t = _check_lesions_against(lesions, region, shape, means)
-        use_shortcut = shortcut and _shortcut_applies(split, lesions, shape)
-
-        # one probe pass: bytes of the frontier per stimulus, bytes of a downstream pass per row
-        frontier = split.upstream(probe)
+        linear_at = _shortcut_position(split, net, lesions, shape, names) if shortcut else None
         specs = {k: (tuple(v.shape[1:]), v.dtype, memory_format(v)) for k, v in frontier.items()}
         frontier_bytes = sum(v[0].numel() * v.element_size() for v in frontier.values())
-        first = _pack(lesions[:1], 0, shape, means_t, seed, h.dtype, dev)
-        with _ByteCounter() as counter:
-            split.downstream(frontier, partial(apply_lesions, pack=first, start=0, stop=probe.shape[0]))
-        row_bytes = counter.total / probe.shape[0]
+        everything = _pack(lesions, 0, shape, means_t, seed, h.dtype, dev)
+        # one probe pass downstream: bytes per lesioned row
+        runner = _runner(split, linear_at, _Meter(names, 1) if names else None)
+        with runner.active(net):
+            runner.start(frontier, 0, probe.shape[0], 1)
+            first_lesion = everything.part(0, 1)
+            with _ByteCounter() as counter:
+                runner.run(first_lesion)
+        row_bytes = math.ceil(counter.total / probe.shape[0]) + (frontier_bytes if runner.buffered else 0)
+
         available = _available_bytes(dev)
+        host = available if dev.type == "cpu" else _available_bytes(torch.device("cpu"))
         budget = memory_budget if memory_budget is not None else (available // 2 if dev.type == "cuda" else min(available // 4, CPU_PASS_BYTES))
         chunk, pack = _plan(n, n_lesion, row_bytes, frontier_bytes, budget, pack_size)
-        host = _available_bytes(torch.device("cpu")) // 4 if cache_budget is None else cache_budget
-        cache = _FrontierCache(specs, n, min(n, batch_size), on_disk=n * frontier_bytes > host)
+        if batch_size is None:
+            batch_size = int(max(1, min(n, (CPU_UPSTREAM_BYTES if dev.type == "cpu" else budget) // max(upstream_bytes, 1.0))))
+        cache = _FrontierCache(specs, n, min(n, batch_size), on_disk=n * frontier_bytes > (host // 4 if cache_budget is None else cache_budget))
+        meter = _Meter(names, n_lesion) if names else None
+        runner = _runner(split, linear_at, meter)
         try:
             for start in range(0, n, batch_size):
                 cache.write(start, split.upstream(x[start : start + batch_size].to(dev)))
-            packs = [_pack(lesions[i : i + pack], i, shape, means_t, seed, h.dtype, dev) for i in range(0, n_lesion, pack)]
+            packs = [(i * pack, p) for i, p in enumerate(everything.split(pack))]
             predictions = torch.empty(n_lesion, n, dtype=torch.int64)
             intact = torch.empty(n, dtype=torch.int64)
             logits_all = intact_logits = None
-            for start in range(0, n, chunk):
-                stop = min(n, start + chunk)
-                values = cache.read(start, stop, dev)
-                logits = split.downstream(values)
-                intact[start:stop] = logits.argmax(1).cpu()
-                if return_logits:
-                    if logits_all is None:
-                        logits_all = torch.empty(n_lesion, n, logits.shape[1], dtype=logits.dtype)
-                        intact_logits = torch.empty(n, logits.shape[1], dtype=logits.dtype)
-                    intact_logits[start:stop] = logits.cpu()  # type: ignore[index]
-                linear = _ShortcutLinear(split, values[split.region_key]) if use_shortcut else None  # type: ignore[index]
-                chunk_predictions = torch.empty(n_lesion, stop - start, dtype=torch.int64, device=dev)  # one copy back per chunk
-                for p in packs:
-                    first_lesion, m = int(p.index[0]), len(p)
-                    if linear is not None:
-                        logits = linear(p)
-                    else:
-                        logits = split.downstream(values, partial(apply_lesions, pack=p, start=start, stop=stop), n_copies=m)
-                    logits = logits.reshape(m, stop - start, -1)
-                    chunk_predictions[first_lesion : first_lesion + m] = logits.argmax(2)
-                    if logits_all is not None:
-                        logits_all[first_lesion : first_lesion + m, start:stop] = logits.cpu()
-                predictions[:, start:stop] = chunk_predictions.cpu()
+            with runner.active(net):
+                for start in range(0, n, chunk):
+                    stop = min(n, start + chunk)
+                    logits = runner.start(cache.read(start, stop, dev), start, stop, pack)
+                    intact[start:stop] = logits.max(1).indices.cpu()  # = argmax (the first of equal maxima), faster
+                    if return_logits:
+                        if logits_all is None:
+                            logits_all = torch.empty(n_lesion, n, logits.shape[1], dtype=logits.dtype)
+                            intact_logits = torch.empty(n, logits.shape[1], dtype=logits.dtype)
+                        intact_logits[start:stop] = logits.cpu()  # type: ignore[index]
+                    chunk_predictions = torch.empty(n_lesion, stop - start, dtype=torch.int64, device=dev)  # one copy back per chunk
+                    for first, p in packs:
+                        m = len(p)
+                        logits = runner.run(p).reshape(m, stop - start, -1)
+                        chunk_predictions[first : first + m] = logits.max(2).indices
+                        if logits_all is not None:
+                            logits_all[first : first + m, start:stop] = logits.cpu()
+                    predictions[:, start:stop] = chunk_predictions.cpu()
         finally:
             cache.close()
-    return LesionResult(predictions, intact, logits_all, intact_logits, split.kind, pack, chunk,
-                        "zarr" if cache.on_disk else "memory", use_shortcut, row_bytes, frontier_bytes)
+    return LesionResult(predictions, intact, logits_all, intact_logits, split.kind, pack, chunk, "zarr" if cache.on_disk else "memory",
+                        linear_at is not None, row_bytes, frontier_bytes, batch_size, meter.result() if meter is not None else None)
 
 
-def _shortcut_applies(split: Split, lesions: list[Lesion], shape: tuple[int, ...]) -> bool:
-    modules = split.downstream_modules
-    # the shortcut calls leaf modules directly and the next linear module on the intact output:
-    # hooks on the model would not see what they see in a full forward
-    hooked = any(m._forward_hooks or m._forward_pre_hooks for m in split.model.modules())  # type: ignore[union-attr]
-    return (split.kind == "sequential" and len(shape) == 1 and bool(modules) and not hooked
-            and type(modules[0]) is nn.Linear
-            and all(len(lesion.units) == 1 and lesion.method in ("zero", "mean", "clamp") for lesion in lesions))
+def _as_downstream(downstream: Any, caller: str) -> list[str]:
+    if downstream is None:
+        return []
+    if isinstance(downstream, (str, bytes)) or not hasattr(downstream, "__iter__"):
+        raise TypeError(f"The downstream parameter of {caller} must be a sequence of module names (such as ['fc3', 'out']); "
+                        f"got {type(downstream).__name__} {downstream!r} instead.")
+    names = list(downstream)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"The downstream parameter of {caller} must hold module names (str); got {type(name).__name__} {name!r} instead.")
+    twice = [name for i, name in enumerate(names) if name in names[:i]]
+    if twice:
+        raise ValueError(f"The downstream parameter of {caller} names {twice[0]!r} twice; name each region once.")
+    return names
 
 
-class _ShortcutLinear:
-    """The linear shortcut: z_lesioned = z + (replacement_u - h_u) * W[:, u], then the rest of the chain."""
+# ---------------------------------------------------------------- downstream runners
 
-    def __init__(self, split: Split, h: torch.Tensor) -> None:
-        self.h = h
-        self.linear: nn.Linear = split.downstream_modules[0]  # type: ignore[assignment]
-        self.rest = split.downstream_modules[1:]
-        self.z = self.linear(h)
 
-    def __call__(self, pack: LesionPack) -> torch.Tensor:
-        units = pack.mask.to(torch.int64).argmax(1)  # one unit per lesion
-        replacement = pack.replacement.gather(1, units[:, None])[:, 0]  # (lesion,): a linear region's replacement is (lesion, unit)
-        change = replacement[:, None] - self.h[:, units].T  # (lesion, stimulus)
-        columns = self.linear.weight[:, units].T  # (lesion, out)
-        out = torch.addcmul(self.z.unsqueeze(0), change.unsqueeze(2), columns.unsqueeze(1)).reshape(-1, self.z.shape[1])
-        for module in self.rest:
+class _Runner:
+    """Runs the downstream part for one chunk of stimuli: the intact pass (:meth:`start`), then
+    one pass per pack of lesions (:meth:`run`), feeding the meter of downstream activity."""
+
+    #: whether the runner keeps a packed copy of the frontier (counted in the bytes per row)
+    buffered = False
+
+    def __init__(self, split: Split, meter: _Meter | None) -> None:
+        self.split = split
+        self.meter = meter
+        self.values: dict[str, torch.Tensor] = {}
+        self.start_ = self.stop_ = 0
+
+    @contextmanager
+    def active(self, net: nn.Module) -> Iterator[None]:
+        """Forward hooks of the meter on the downstream regions, for the block's duration."""
+        if self.meter is None:
+            yield
+        else:
+            with self.meter.hooks(net):
+                yield
+
+    def start(self, values: dict[str, torch.Tensor], start: int, stop: int, copies: int) -> torch.Tensor:
+        """Take the frontier of stimuli ``start .. stop - 1``; return their intact logits."""
+        raise NotImplementedError
+
+    def run(self, pack: LesionPack) -> torch.Tensor:
+        """Logits of the chunk's stimuli under each lesion of ``pack``: (len(pack) * stimuli, class)."""
+        raise NotImplementedError
+
+    def _begin(self, pack: LesionPack | None) -> None:
+        if self.meter is not None:
+            self.meter.begin(None if pack is None else int(pack.index[0]), 1 if pack is None else len(pack), self.stop_ - self.start_)
+
+    def _end(self) -> None:
+        if self.meter is not None:
+            self.meter.end()
+
+
+class _BufferRunner(_Runner):
+    """For ``"sequential"`` and ``"fx"`` splits: the chunk's frontier, repeated ``copies`` times
+    (lesion-major), stays in buffers across packs. Each pack's lesions are written into the
+    region's copies, the downstream part runs, and the written units are put back from the intact
+    output before the next pack. Should the downstream part write into its inputs (an in-place
+    operation: the buffers' version counters show it), the buffers are filled again instead."""
+
+    buffered = True
+
+    def start(self, values: dict[str, torch.Tensor], start: int, stop: int, copies: int) -> torch.Tensor:
+        self.values, self.start_, self.stop_ = values, start, stop
+        n = stop - start
+        with torch.inference_mode(False):  # normal tensors: their version counters record in-place writes
+            self.buffers = {k: torch.empty((copies * n, *v.shape[1:]), dtype=v.dtype, device=v.device, memory_format=memory_format(v))
+                            for k, v in values.items()}
+        self._fill()
+        self._by_channel: torch.Tensor | None = None
+        return self._pass(None)
+
+    def run(self, pack: LesionPack) -> torch.Tensor:
+        return self._pass(pack)
+
+    def _restore(self, pack: LesionPack) -> None:
+        """Put back the region's intact output where ``pack`` wrote."""
+        key = self.split.region_key
+        assert key is not None
+        h = self.values[key]
+        if self._by_channel is None:  # (channel, stimulus, ...): the units' values, read by channel
+            self._by_channel = h.transpose(0, 1).contiguous()
+        self.buffers[key][: len(pack) * h.shape[0]].view(len(pack), *h.shape)[pack.rows, :, pack.channels] = self._by_channel[pack.channels]
+
+    def _fill(self) -> None:
+        for k, b in self.buffers.items():
+            v = self.values[k]
+            b.view(-1, *v.shape).copy_(v.unsqueeze(0).expand(b.shape[0] // v.shape[0], *v.shape))
+        self._dirty = False
+        self._written: LesionPack | None = None
+
+    def _pass(self, pack: LesionPack | None) -> torch.Tensor:
+        key = self.split.region_key
+        assert key is not None
+        h = self.values[key]
+        n = h.shape[0]
+        if self._dirty:
+            self._fill()
+        elif self._written is not None:  # put back what the previous pack wrote
+            self._restore(self._written)
+            self._written = None
+        m = 1 if pack is None else len(pack)
+        views = {k: b[: m * n] for k, b in self.buffers.items()}
+        if pack is not None:
+            _write_lesions(views[key].view(m, *h.shape), h.unsqueeze(0), pack, self.start_, self.stop_)
+            self._written = pack
+        versions = [b._version for b in self.buffers.values()]
+        self._begin(pack)
+        logits = self.split.downstream_packed(views)
+        self._end()
+        self._dirty = any(b._version != v for b, v in zip(self.buffers.values(), versions))
+        return logits
+
+
+class _FullRunner(_Runner):
+    """For a ``"full"`` split: every pass reruns the whole network, a hook lesioning the region."""
+
+    def start(self, values: dict[str, torch.Tensor], start: int, stop: int, copies: int) -> torch.Tensor:
+        self.values, self.start_, self.stop_ = values, start, stop
+        self._begin(None)
+        logits = self.split.downstream(values)
+        self._end()
+        return logits
+
+    def run(self, pack: LesionPack) -> torch.Tensor:
+        self._begin(pack)
+        logits = self.split.downstream(self.values, partial(apply_lesions, pack=pack, start=self.start_, stop=self.stop_), n_copies=len(pack))
+        self._end()
+        return logits
+
+
+class _ShortcutRunner(_Runner):
+    """The shortcut: the first layer after the region (``downstream_modules[at]``: an ``nn.Linear``,
+    one after an ``nn.Flatten`` when ``at == 1``, or an ``nn.Conv2d``) is linear, so a single-unit
+    lesion changes its output by exactly that unit's own contribution, which is added to the intact
+    output ``z`` instead of recomputing the layer:
+
+    - linear: ``z + (replacement - h_u) * W[:, u]`` (rank 1);
+    - flatten, linear: ``z + (replacement - h_u) @ W[:, block_u].T``, ``block_u`` the flattened
+      features of channel ``u``;
+    - conv: ``z + conv(replacement - h_u, W[:, u])``, the convolution of the channel's change alone
+      (bias excluded), for all lesions of a pack at once as one grouped convolution.
+
+    Then the rest of the chain runs. Downstream regions are read at their position in the chain
+    (no hooks)."""
+
+    def __init__(self, split: Split, meter: _Meter | None, at: int, capture: dict[int, list[str]]) -> None:
+        super().__init__(split, meter)
+        self.modules = split.downstream_modules
+        self.at = at
+        self.layer: nn.Linear | nn.Conv2d = self.modules[at]  # type: ignore[assignment]
+        self.capture = capture
+
+    @contextmanager
+    def active(self, net: nn.Module) -> Iterator[None]:
+        yield  # the chain is run module by module: the downstream regions are read where they end
+
+    def start(self, values: dict[str, torch.Tensor], start: int, stop: int, copies: int) -> torch.Tensor:
+        self.values, self.start_, self.stop_ = values, start, stop
+        key = self.split.region_key
+        assert key is not None
+        h = values[key]
+        # the region's output laid out to be read unit by unit: (unit, stimulus) for a linear
+        # region, (channel, stimulus, position) before Flatten, (stimulus, channel, y, x) before a conv
+        if h.ndim == 2:
+            self.by_unit = h.T.contiguous()
+        elif isinstance(self.layer, nn.Linear):
+            self.by_unit = h.reshape(h.shape[0], h.shape[1], -1).transpose(0, 1).contiguous()
+        else:
+            self.by_unit = h.contiguous()
+        self._begin(None)
+        out = h
+        for i, module in enumerate(self.modules):
             out = module(out)
+            if i == self.at:
+                self.z = out
+                out = out.clone()  # z serves every pack: the rest of the chain must not write into it
+            self._observe(i, out if i != self.at else self.z)
+        self._end()
         return out
+
+    def run(self, pack: LesionPack) -> torch.Tensor:
+        m, z, layer = len(pack), self.z, self.layer
+        n = z.shape[0]
+        units = pack.channels  # one unit per lesion, in lesion order
+        weight = layer.weight
+        if isinstance(layer, nn.Conv2d):
+            change = pack.values.unsqueeze(0) - self.by_unit[:, units]  # (stimulus, lesion, y, x)
+            kernels = weight[:, units].transpose(0, 1).reshape(m * weight.shape[0], 1, *weight.shape[2:])
+            added = F.conv2d(change, kernels, None, layer.stride, layer.padding, layer.dilation, groups=m)  # type: ignore[arg-type]
+            out = torch.empty((m * n, *z.shape[1:]), dtype=z.dtype, device=z.device, memory_format=memory_format(z))
+            torch.add(z.unsqueeze(0), added.unflatten(1, (m, weight.shape[0])).transpose(0, 1), out=out.view(m, *z.shape))
+        elif self.by_unit.ndim == 2:
+            change = pack.values.reshape(m, 1) - self.by_unit[units]  # (lesion, stimulus)
+            out = torch.empty((m, n, z.shape[1]), dtype=z.dtype, device=z.device)
+            torch.addcmul(z.unsqueeze(0), change.unsqueeze(2), weight[:, units].T.unsqueeze(1), out=out)
+        else:
+            change = pack.values.reshape(m, 1, -1) - self.by_unit[units]  # (lesion, stimulus, position)
+            block = weight.view(weight.shape[0], self.by_unit.shape[0], -1)[:, units].permute(1, 2, 0)  # (lesion, position, out)
+            out = torch.baddbmm(z.unsqueeze(0), change, block)
+        out = out.reshape(m * n, *z.shape[1:])
+        self._begin(pack)
+        self._observe(self.at, out)
+        for i in range(self.at + 1, len(self.modules)):
+            out = self.modules[i](out)
+            self._observe(i, out)
+        self._end()
+        return out
+
+    def _observe(self, i: int, value: torch.Tensor) -> None:
+        if self.meter is not None:
+            for region in self.capture.get(i, ()):
+                self.meter.observe(region, value)
+
+
+def _runner(split: Split, linear_at: tuple[int, dict[int, list[str]]] | None, meter: _Meter | None) -> _Runner:
+    if linear_at is not None:
+        return _ShortcutRunner(split, meter, *linear_at)
+    return _FullRunner(split, meter) if split.kind == "full" else _BufferRunner(split, meter)
+
+
+def _shortcut_position(split: Split, net: nn.Module, lesions: list[Lesion], shape: tuple[int, ...],
+                       names: list[str]) -> tuple[int, dict[int, list[str]]] | None:
+    """Where the shortcut applies: the position of the linear layer (Linear or Conv2d) in the
+    downstream chain, and the position where each downstream region's output is read; else ``None``."""
+    modules = split.downstream_modules
+    # the shortcut calls leaf modules directly and the linear layer on the intact output only:
+    # hooks on the model would not see what they see in a full forward
+    if split.kind != "sequential" or not modules or any(m._forward_hooks or m._forward_pre_hooks for m in net.modules()):
+        return None
+    if not all(len(lesion.units) == 1 and lesion.method in ("zero", "mean", "clamp") for lesion in lesions):
+        return None
+    first = modules[0]
+    if type(first) is nn.Linear and len(shape) == 1:
+        at = 0
+    elif (type(first) is nn.Flatten and (first.start_dim, first.end_dim) == (1, -1) and len(modules) > 1
+          and type(modules[1]) is nn.Linear):
+        at = 1
+    elif type(first) is nn.Conv2d and len(shape) == 3 and first.groups == 1 and first.padding_mode == "zeros":
+        at = 0
+    else:
+        return None
+    capture: dict[int, list[str]] = {}
+    for name in names:
+        position = _chain_position(modules, net.get_submodule(name))
+        if position is None or position < at:
+            return None
+        capture.setdefault(position, []).append(name)
+    return at, capture
+
+
+def _chain_position(modules: list[nn.Module], module: nn.Module) -> int | None:
+    """Index in the flattened chain ``modules`` after which ``module``'s output exists (its last
+    leaf), or ``None`` when its leaves are not a run of the chain."""
+    leaves = _flatten_chain(module)
+    for i in range(len(modules) - len(leaves) + 1):
+        if all(a is b for a, b in zip(modules[i : i + len(leaves)], leaves)):
+            return i + len(leaves) - 1
+    return None
 
 
 def unit_means(model: nn.Module, x: Any, region: str, *, per: Literal["channel", "unit"] = "channel",
@@ -817,9 +1095,9 @@ class LesionSweep:
     """
 
     def __init__(self, region: str, lesions: Sequence[Lesion | int | Sequence[int]], *, means: Any = None, seed: int = 0,
-                 device: str | torch.device = "cpu", pack_size: int | None = None, batch_size: int = 1024,
+                 device: str | torch.device = "cpu", pack_size: int | None = None, batch_size: int | None = None,
                  memory_budget: int | None = None, cache_budget: int | None = None, return_logits: bool = False,
-                 shortcut: bool = False) -> None:
+                 shortcut: bool = False, downstream: Sequence[str] | None = None) -> None:
         self.region = region
         self.lesions = lesions
         self.means = means
@@ -831,12 +1109,14 @@ class LesionSweep:
         self.cache_budget = cache_budget
         self.return_logits = return_logits
         self.shortcut = shortcut
+        self.downstream = downstream
 
     def run(self, model: nn.Module, x: Any) -> LesionSweep:
         """Run the sweep on ``model`` with stimuli ``x``; returns ``self``."""
         self.result_ = lesion_predictions(model, x, self.region, self.lesions, means=self.means, seed=self.seed, device=self.device,
                                           pack_size=self.pack_size, batch_size=self.batch_size, memory_budget=self.memory_budget,
-                                          cache_budget=self.cache_budget, return_logits=self.return_logits, shortcut=self.shortcut)
+                                          cache_budget=self.cache_budget, return_logits=self.return_logits, shortcut=self.shortcut,
+                                          downstream=self.downstream)
         self.predictions_ = self.result_.predictions
         self.intact_predictions_ = self.result_.intact_predictions
         return self

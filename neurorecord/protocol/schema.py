@@ -326,6 +326,20 @@ class LesionSpec(_Strict):
     controls: int = Field(0, ge=0, description="Matched random lesions of as many units of the region, per group target.")
     n_boot: int = Field(1000, ge=0, description="Bootstrap resamples for the confidence interval of the accuracy change.")
     correction: Literal["fdr_bh", "bonferroni"] = "fdr_bh"
+    downstream: list[str] = Field(
+        default_factory=list,
+        description="Modules downstream of `region` (recorded or not) whose change in activity under each lesion is measured: "
+        "`activity_change` (lesion x downstream), `unit_change` and `unit_abs_change` (lesion x neuroid); see lesion.md.",
+    )
+
+    @model_validator(mode="after")
+    def _downstream_once(self) -> "LesionSpec":
+        twice = [r for i, r in enumerate(self.downstream) if r in self.downstream[:i]]
+        if twice:
+            raise ValueError(f"downstream: {twice[0]!r} is listed twice; list each region once")
+        if self.region in self.downstream:
+            raise ValueError(f"downstream: {self.region!r} is the lesioned region itself; list the modules after it")
+        return self
 
 
 class Protocol(_Strict):

@@ -225,6 +225,10 @@ def _check_lesion(i: int, lesion: Any, subject: Subject, plan: PresentationPlan,
             f"lesions[{i}].units: unit {bad[0]} does not exist in {lesion.region}, whose units are 0..{n_units - 1}",
             loc=("lesions", i, "units"),
         )
+    if lesion.downstream:
+        from ..lesion.experiment import check_lesion_downstream
+
+        check_lesion_downstream(lesion, i, subject.model, probe)
     evaluated = next(s for s in plan.sets if s.name == lesion.evaluate)
     if "label" not in evaluated.parameters():
         raise NeurorecordError(

@@ -17,6 +17,8 @@ from neurorecord.stimuli import DigitsSet
 from neurorecord.subjects import load_zoo_subject
 from tests.helpers import DIGITS_MLP
 
+from .test_downstream import obvious_downstream
+
 LESIONS = """
 analyses:
   - name: likes-3
@@ -34,6 +36,7 @@ lesions:
     units: all
     evaluate: digits
     n_boot: 200
+    downstream: [fc3, out]
   - name: likes3
     region: fc3
     units: {population: likes-3}
@@ -75,6 +78,29 @@ def test_single_unit_effects_equal_obvious_loop(lesion_run):
     overall = 100 * (obvious.mean(1) - intact.mean())
     np.testing.assert_allclose(ds["delta_accuracy"].sel({"class": "overall"}).values, overall, atol=1e-9)
     assert "all 1100 (lesion, class) tests" in ds.attrs["family"]
+
+
+def test_downstream_activity_stored_equals_obvious_loop(lesion_run):
+    _, out, _ = lesion_run
+    ds = xr.open_datatree(out, engine="zarr", consolidated=False)["lesions/fc2-single"].to_dataset().load()
+    model = load_zoo_subject("digits-mlp").model
+    digits = DigitsSet("digits", "test")
+    x = torch.from_numpy(digits.images(np.arange(len(digits))))
+    ref = obvious_downstream(model, x, "fc2", [Lesion((u,)) for u in range(100)], ["fc3", "out"])
+    assert list(ds["downstream"].values) == ["fc3", "out"] and ds.attrs["downstream"] == ["fc3", "out"]
+    assert ds["unit_change"].dims == ("lesion", "neuroid") and ds.sizes["neuroid"] == 110
+    assert list(ds["neuroid_id"].values[[0, 99, 100, 109]]) == ["fc3.0", "fc3.99", "out.0", "out.9"]
+    assert list(ds["region"].values[[0, 109]]) == ["fc3", "out"] and ds["channel"].values[109] == 9
+    for j, region in enumerate(["fc3", "out"]):
+        units = ds["region"].values == region
+        np.testing.assert_allclose(ds["activity_change"].values[:, j], ref[region]["relative"], rtol=1e-6)
+        scale = ref[region]["abs"].max()
+        np.testing.assert_allclose(ds["unit_change"].values[:, units], ref[region]["unit"], rtol=1e-6, atol=1e-6 * scale)
+        np.testing.assert_allclose(ds["unit_abs_change"].values[:, units], ref[region]["abs"], rtol=1e-6, atol=1e-6 * scale)
+        np.testing.assert_allclose(ds["unit_activity_intact"].values[units], ref[region]["intact"], rtol=1e-6, atol=1e-7)
+    assert "likes3" in [n for n in xr.open_datatree(out, engine="zarr", consolidated=False)["lesions"].children]
+    other = xr.open_datatree(out, engine="zarr", consolidated=False)["lesions/likes3"].to_dataset()
+    assert "activity_change" not in other and other.attrs["downstream"] == []
 
 
 def test_population_lesion_with_matched_controls(lesion_run):
@@ -119,6 +145,8 @@ def test_interrupted_sweep_resumes_without_redoing_blocks(write_protocol, tmp_pa
     ref = xr.open_datatree(reference_out, engine="zarr", consolidated=False)["lesions/fc2-single"].to_dataset().load()
     assert np.array_equal(done["correct"].values, ref["correct"].values)
     np.testing.assert_array_equal(done["q"].values, ref["q"].values)
+    for key in ("activity_change", "unit_change", "unit_abs_change", "unit_activity_intact"):  # resumed block by block too
+        np.testing.assert_array_equal(done[key].values, ref[key].values)
     assert tree.attrs["complete"] is True
 
 
@@ -127,8 +155,11 @@ def test_interrupted_sweep_resumes_without_redoing_blocks(write_protocol, tmp_pa
     [
         (("region: fc2\n    units: all", "region: fc22\n    units: all"), r"lesions\[0\].region: no region named 'fc22' in the subject \(did you mean 'fc2'\?\)"),
         (("units: all", "units: [3, 250]"), r"lesions\[0\].units: unit 250 does not exist in fc2, whose units are 0..99"),
-        (("evaluate: digits\n    n_boot: 200\n  - name: likes3", "evaluate: digitz\n    n_boot: 200\n  - name: likes3"), r"lesions\[0\].evaluate: 'digitz' is not a stimulus set of this protocol; sets: digits"),
+        (("evaluate: digits\n    n_boot: 200\n    downstream", "evaluate: digitz\n    n_boot: 200\n    downstream"), r"lesions\[0\].evaluate: 'digitz' is not a stimulus set of this protocol; sets: digits"),
         (("{population: likes-3}", "{population: likes-4}"), r"lesions\[1\].units: population 'likes-4' is not defined for region 'fc3' in analyses; populations there: likes-3"),
+        (("downstream: [fc3, out]", "downstream: [fc3, fc1]"), r"lesions\[0\].downstream\[1\]: 'fc1' is not downstream of region 'fc2' \(its output does not "
+                                                                r"depend on the output of 'fc2'\); modules downstream of 'fc2': fc3, fc3.linear, fc3.relu, out"),
+        (("downstream: [fc3, out]", "downstream: [fc3, fc3]"), r"lesions\[0\]: downstream: 'fc3' is listed twice; list each region once"),
     ],
 )
 def test_lesion_errors(write_protocol, tmp_path, change, message):
