@@ -187,8 +187,8 @@ def run_lesion_sweeps(protocol: Protocol, model: torch.nn.Module, sets: list[Sti
             for start in range(done[spec.name], n_lesions, BLOCK):
                 stop = min(n_lesions, start + BLOCK)
                 seed = int(np.random.SeedSequence([protocol.seed, index, start // BLOCK]).generate_state(1)[0] % 2**31)
-                result = lesion_predictions(model, x, spec.region, lesions[start:stop], means=means, seed=seed,
-                                            device=device, return_logits=True, downstream=spec.downstream or None)
+                result = lesion_predictions(model, x, spec.region, lesions[start:stop], means=means, seed=seed, device=device,
+                                            return_logits=True, downstream=spec.downstream or None, shortcut=spec.shortcut)
                 arrays["correct"][start:stop] = (result.predictions.numpy() == labels[None, :])
                 arrays["loss"][start:stop] = cross_entropy_loss(result.logits.numpy(), labels).values
                 if result.downstream is not None:

@@ -759,10 +759,12 @@ def lesion_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence[
                     chunk_predictions = torch.empty(n_lesion, stop - start, dtype=torch.int64, device=dev)  # one copy back per chunk
                     for first, p in packs:
                         m = len(p)
+                        if logits_all is None:
+                            chunk_predictions[first : first + m] = runner.predictions(p)
+                            continue
                         logits = runner.run(p).reshape(m, stop - start, -1)
                         chunk_predictions[first : first + m] = logits.max(2).indices
-                        if logits_all is not None:
-                            logits_all[first : first + m, start:stop] = logits.cpu()
+                        logits_all[first : first + m, start:stop] = logits.cpu()
                     predictions[:, start:stop] = chunk_predictions.cpu()
         finally:
             cache.close()
@@ -818,6 +820,10 @@ class _Runner:
     def run(self, pack: LesionPack) -> torch.Tensor:
         """Logits of the chunk's stimuli under each lesion of ``pack``: (len(pack) * stimuli, class)."""
         raise NotImplementedError
+
+    def predictions(self, pack: LesionPack) -> torch.Tensor:
+        """Predicted classes of the chunk's stimuli under each lesion of ``pack``: (len(pack), stimuli)."""
+        return self.run(pack).reshape(len(pack), self.stop_ - self.start_, -1).max(2).indices  # = argmax, faster
 
     def _begin(self, pack: LesionPack | None) -> None:
         if self.meter is not None:
@@ -919,7 +925,21 @@ class _ShortcutRunner(_Runner):
       (bias excluded), for all lesions of a pack at once as one grouped convolution.
 
     Then the rest of the chain runs. Downstream regions are read at their position in the chain
-    (no hooks)."""
+    (no hooks).
+
+    When that layer is a linear readout (the last module, fed by a (stimulus, unit) region) and
+    only predictions are asked for, most lesions are decided without any logits: lesioning unit
+    ``u`` moves the gap between the intact winner ``c`` and any class ``k`` by
+    ``d * (W[c, u] - W[k, u])``, at most ``|d| * (max W[:, u] - min W[:, u])``; where the intact
+    margin (top logit minus the runner-up) exceeds that bound by more than a rounding allowance,
+    the prediction is the intact one. Only the other (lesion, stimulus) pairs get their logits
+    computed and compared.
+    """
+
+    #: Rounding allowance of the margin test, relative to the largest logit magnitude: pairs
+    #: closer than this to a change of winner are computed in full, so float rounding cannot
+    #: decide them differently from the full recomputation.
+    MARGIN_TOLERANCE = 1e-4
 
     def __init__(self, split: Split, meter: _Meter | None, at: int, capture: dict[int, list[str]]) -> None:
         super().__init__(split, meter)
@@ -934,6 +954,8 @@ class _ShortcutRunner(_Runner):
 
     def start(self, values: dict[str, torch.Tensor], start: int, stop: int, copies: int) -> torch.Tensor:
         self.values, self.start_, self.stop_ = values, start, stop
+        for stale in ("margin", "winner", "spread"):  # the margin test's per-chunk values
+            self.__dict__.pop(stale, None)
         key = self.split.region_key
         assert key is not None
         h = values[key]
@@ -982,6 +1004,25 @@ class _ShortcutRunner(_Runner):
             out = self.modules[i](out)
             self._observe(i, out)
         self._end()
+        return out
+
+    def predictions(self, pack: LesionPack) -> torch.Tensor:
+        if self.meter is not None or self.by_unit.ndim != 2 or self.at != len(self.modules) - 1 or not isinstance(self.layer, nn.Linear):
+            return super().predictions(pack)
+        z, weight, units = self.z, self.layer.weight, pack.channels
+        if not hasattr(self, "margin"):
+            top = z.topk(2, dim=1).values if z.shape[1] > 1 else torch.cat([z, torch.full_like(z, -torch.inf)], 1)
+            self.winner = z.max(1).indices
+            allowance = self.MARGIN_TOLERANCE * z.abs().amax().clamp_min(1.0)
+            self.margin = top[:, 0] - top[:, 1] - allowance  # (stimulus,)
+            self.spread = weight.amax(0) - weight.amin(0)  # (unit,)
+        change = pack.values.reshape(-1, 1) - self.by_unit[units]  # (lesion, stimulus)
+        undecided = change.abs() * self.spread[units].unsqueeze(1) >= self.margin.unsqueeze(0)
+        out = self.winner.unsqueeze(0).expand(len(pack), -1).clone()
+        lesion, stimulus = undecided.nonzero(as_tuple=True)
+        if len(lesion):
+            logits = torch.addcmul(z[stimulus], change[lesion, stimulus].unsqueeze(1), weight[:, units[lesion]].T)
+            out[lesion, stimulus] = logits.max(1).indices
         return out
 
     def _observe(self, i: int, value: torch.Tensor) -> None:

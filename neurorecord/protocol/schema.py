@@ -326,6 +326,11 @@ class LesionSpec(_Strict):
     controls: int = Field(0, ge=0, description="Matched random lesions of as many units of the region, per group target.")
     n_boot: int = Field(1000, ge=0, description="Bootstrap resamples for the confidence interval of the accuracy change.")
     correction: Literal["fdr_bh", "bonferroni"] = "fdr_bh"
+    shortcut: bool = Field(
+        False,
+        description="Compute the first linear layer after the region by a rank-1 update instead of recomputing it (single-unit "
+        "zero/mean/clamp lesions; equal to float rounding; see lesion.md). Ignored where it does not apply.",
+    )
     downstream: list[str] = Field(
         default_factory=list,
         description="Modules downstream of `region` (recorded or not) whose change in activity under each lesion is measured: "

@@ -80,6 +80,17 @@ def test_single_unit_effects_equal_obvious_loop(lesion_run):
     assert "all 1100 (lesion, class) tests" in ds.attrs["family"]
 
 
+def test_shortcut_entry_stores_the_same_correctness(write_protocol, tmp_path, lesion_run):
+    _, out, _ = lesion_run
+    text = DIGITS_MLP + "lesions:\n  - {name: fc3-single, region: fc3, evaluate: digits, n_boot: 0, shortcut: true}\n"
+    fast = neurorecord.run(write_protocol(text), tmp_path / "short", quiet=True)["lesions/fc3-single"].to_dataset().load()
+    model = load_zoo_subject("digits-mlp").model
+    x = torch.from_numpy(DigitsSet("digits", "test").images(np.arange(454)))
+    slow = obvious_predictions(model, x, "fc3", [Lesion((u,)) for u in range(100)]).numpy()
+    labels = DigitsSet("digits", "test").parameters()["label"]
+    assert np.array_equal(fast["correct"].values, slow == labels[None, :])
+
+
 def test_downstream_activity_stored_equals_obvious_loop(lesion_run):
     _, out, _ = lesion_run
     ds = xr.open_datatree(out, engine="zarr", consolidated=False)["lesions/fc2-single"].to_dataset().load()

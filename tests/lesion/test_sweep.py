@@ -312,6 +312,17 @@ def test_linear_shortcut_matches_within_tolerance(mlp, x):
     assert not lesion_predictions(mlp, x, "fc2", [[1, 2]], shortcut=True).shortcut
 
 
+@pytest.mark.parametrize("value", [0.0, 5.0, 50.0])
+def test_readout_margin_test_decides_exactly(mlp, x, value):
+    """fc3 feeds the readout: most lesions are decided by the margin bound, the rest computed."""
+    lesions = single_unit_lesions(100, "clamp", value=value) if value else single_unit_lesions(100)
+    slow = obvious_predictions(mlp, x, "fc3", lesions)
+    fast = lesion_predictions(mlp, x, "fc3", lesions, shortcut=True, pack_size=7)
+    assert fast.shortcut and torch.equal(fast.predictions, slow)
+    if value == 50.0:
+        assert (slow != fast.intact_predictions).float().mean() > 0.05  # many winners do change
+
+
 # ---------------------------------------------------------------- the model is left as found
 
 
