@@ -5,9 +5,10 @@ random float32 responses (standard normal; 800 MB), in 10 conditions of 200 tria
 random order. Compared:
 
 * **ours**: ``stats.anova(activity, "label")`` and ``stats.kruskal(activity, "label")`` on the
-  numpy-backed DataArray, everything included (checks, float64 blocks, the tests, the FDR step
-  per region). By default blocks of units run in dask's threaded scheduler (``threads`` column);
-  the ``1 thread`` column is the same call under ``dask.config.set(scheduler="synchronous")``.
+  numpy-backed DataArray, everything included (checks, blocks of units, the tests, the FDR step
+  per region). By default blocks of units run in a pool of one thread per CPU (``ours s``
+  column); the ``1 thr s`` column is the same call under
+  ``dask.config.set(scheduler="synchronous")``, one thread.
 * **scipy, vectorised**: ``scipy.stats.f_oneway(*groups, axis=0)`` and ``kruskal(..., axis=0)``
   on a slice of ``--scipy-units`` units (default 10,000) of the same data, cast to float64 and
   split into the 10 groups beforehand (not timed), scaled linearly to all units. scipy runs on
@@ -159,18 +160,6 @@ def scipy_loop(test: str, columns: np.ndarray, index: list[np.ndarray]) -> None:
             fn(*[column[i] for i in index])
 
 
-def anova_on_float32_blocks(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """The ANOVA kernel on the float32 blocks map_unit_blocks cuts, without converting them."""
-    from neurorecord.analysis._units import grouping
-
-    groups = grouping(as_activity(x[:, :1], labels), "label")
-    one_hot, first = groups.one_hot(), stats._first_of_groups(groups.codes, k)
-    width = max(1, _units.BLOCK_BYTES // (8 * x.shape[0]))
-    with stats._blas_threads(1):  # as the public path
-        return np.concatenate([stats._anova_kernel(x[:, s:s + width], one_hot, groups.counts, groups.codes, first)
-                               for s in range(0, x.shape[1], width)], axis=1)
-
-
 def write_store(x: np.ndarray, labels: np.ndarray, path: Path, chunk: int, unit_chunk: int) -> None:
     ds = xr.Dataset({"activity": as_activity(x, labels)})
     with warnings.catch_warnings():
@@ -240,9 +229,6 @@ def main() -> None:
                 times.setdefault(f"{test}/{mode}", []).append((wall, cpu))
                 results[test] = res
     ours_rss = peak_rss_mb()
-    # for information: the ANOVA kernel fed float32 blocks (no float64 copy of each block, which
-    # map_unit_blocks makes), one thread; not a public path
-    native = statistics.median(timed(lambda: anova_on_float32_blocks(x, labels, k))[0] for _ in range(args.repeats))
     p = results["anova"]["p"].values
     fdr_wall = statistics.median(timed(lambda: _units.fdr(p, activity))[0] for _ in range(max(1, args.repeats)))
 
@@ -309,8 +295,6 @@ def main() -> None:
               f"{'PASS' if ok_vec else 'MISS':>6}{lp:>14.1f}{lp / wall:>8.0f}{'>= ' + str(int(t_loop)):>8}"
               f"{'PASS' if ok_loop else 'MISS':>6}")
     print(f"{'FDR (BH)':<16}{fdr_wall:>8.3f}   (statsmodels multipletests on {u:,} p values; inside the times above)")
-    print(f"\nANOVA kernel on the float32 blocks, without their float64 copy (1 thread, not a public path): "
-          f"{native:.2f} s, {vec['anova'] * scale / native:.1f}x scipy's vectorised call")
     print(f"\nKruskal-Wallis on Poisson counts (ties everywhere), {count_units:,} units: {count_wall:.2f} s "
           f"({count_wall * u / count_units:.1f} s scaled to {u:,})")
     for test in ("anova", "kruskal"):

@@ -162,10 +162,18 @@ def fdr(p: np.ndarray, activity: xr.DataArray, method: str = "fdr_bh") -> tuple[
 
     p = np.asarray(p, dtype=np.float64)
     q = np.full_like(p, np.nan)
-    regions = np.asarray(activity.coords["region"].values).astype(str) if "region" in activity.coords else np.full(p.shape[-1], "all")
+    names = np.asarray(activity.coords["region"].values).astype(str) if "region" in activity.coords else None
+    if names is None:
+        codes, regions = np.zeros(p.shape[-1], dtype=np.int64), ["all"]
+    elif len(names) and (names == names[0]).all():  # one region: nothing to group
+        codes, regions = np.zeros(len(names), dtype=np.int64), [names[0]]
+    else:  # regions in order of first appearance (numpy, not a Python loop over the units)
+        regions, first, inverse = np.unique(names, return_index=True, return_inverse=True)
+        order = np.argsort(first)
+        regions, codes = regions[order], np.argsort(order)[inverse.reshape(-1)]
     families = []
-    for region in dict.fromkeys(regions):
-        cols = regions == region
+    for index, region in enumerate(regions):
+        cols = codes == index
         sub = p[..., cols]
         ok = ~np.isnan(sub)
         if ok.any():
