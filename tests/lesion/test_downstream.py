@@ -25,25 +25,9 @@ from neurorecord.lesion import (
     unit_means,
 )
 from neurorecord.lesion.sweep import _pack, apply_lesions
-from neurorecord.stimuli import DigitsSet
 from neurorecord.subjects import load_zoo_subject
 
 from .test_sweep import Branchy, Layers, Skip, seeded
-
-
-@pytest.fixture(scope="module")
-def x() -> torch.Tensor:
-    return torch.from_numpy(DigitsSet("d", "test").images(np.arange(454)))
-
-
-@pytest.fixture(scope="module")
-def mlp() -> nn.Module:
-    return load_zoo_subject("digits-mlp").model
-
-
-@pytest.fixture(scope="module")
-def cnn() -> nn.Module:
-    return load_zoo_subject("digits-cnn").model
 
 
 class Blocky(nn.Module):
