@@ -40,6 +40,7 @@ also when it raises.
 
 from __future__ import annotations
 
+import abc
 import copy
 import itertools
 import math
@@ -791,7 +792,7 @@ def _as_downstream(downstream: Any, caller: str) -> list[str]:
 # ---------------------------------------------------------------- downstream runners
 
 
-class _Runner:
+class _Runner(abc.ABC):
     """Runs the downstream part for one chunk of stimuli: the intact pass (:meth:`start`), then
     one pass per pack of lesions (:meth:`run`), feeding the meter of downstream activity."""
 
@@ -813,13 +814,13 @@ class _Runner:
             with self.meter.hooks(net):
                 yield
 
+    @abc.abstractmethod
     def start(self, values: dict[str, torch.Tensor], start: int, stop: int, copies: int) -> torch.Tensor:
         """Take the frontier of stimuli ``start .. stop - 1``; return their intact logits."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def run(self, pack: LesionPack) -> torch.Tensor:
         """Logits of the chunk's stimuli under each lesion of ``pack``: (len(pack) * stimuli, class)."""
-        raise NotImplementedError
 
     def predictions(self, pack: LesionPack) -> torch.Tensor:
         """Predicted classes of the chunk's stimuli under each lesion of ``pack``: (len(pack), stimuli)."""
@@ -947,6 +948,8 @@ class _ShortcutRunner(_Runner):
         self.at = at
         self.layer: nn.Linear | nn.Conv2d = self.modules[at]  # type: ignore[assignment]
         self.capture = capture
+        #: the margin test's per-chunk values (winner, margin, weight spread), made on first use
+        self._readout: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     @contextmanager
     def active(self, net: nn.Module) -> Iterator[None]:
@@ -954,8 +957,7 @@ class _ShortcutRunner(_Runner):
 
     def start(self, values: dict[str, torch.Tensor], start: int, stop: int, copies: int) -> torch.Tensor:
         self.values, self.start_, self.stop_ = values, start, stop
-        for stale in ("margin", "winner", "spread"):  # the margin test's per-chunk values
-            self.__dict__.pop(stale, None)
+        self._readout = None
         key = self.split.region_key
         assert key is not None
         h = values[key]
@@ -1010,15 +1012,15 @@ class _ShortcutRunner(_Runner):
         if self.meter is not None or self.by_unit.ndim != 2 or self.at != len(self.modules) - 1 or not isinstance(self.layer, nn.Linear):
             return super().predictions(pack)
         z, weight, units = self.z, self.layer.weight, pack.channels
-        if not hasattr(self, "margin"):
+        if self._readout is None:
             top = z.topk(2, dim=1).values if z.shape[1] > 1 else torch.cat([z, torch.full_like(z, -torch.inf)], 1)
-            self.winner = z.max(1).indices
             allowance = self.MARGIN_TOLERANCE * z.abs().amax().clamp_min(1.0)
-            self.margin = top[:, 0] - top[:, 1] - allowance  # (stimulus,)
-            self.spread = weight.amax(0) - weight.amin(0)  # (unit,)
+            # (stimulus,) winners and margins; (unit,) spread of each unit's readout weights
+            self._readout = (z.max(1).indices, top[:, 0] - top[:, 1] - allowance, weight.amax(0) - weight.amin(0))
+        winner, margin, spread = self._readout
         change = pack.values.reshape(-1, 1) - self.by_unit[units]  # (lesion, stimulus)
-        undecided = change.abs() * self.spread[units].unsqueeze(1) >= self.margin.unsqueeze(0)
-        out = self.winner.unsqueeze(0).expand(len(pack), -1).clone()
+        undecided = change.abs() * spread[units].unsqueeze(1) >= margin.unsqueeze(0)
+        out = winner.unsqueeze(0).expand(len(pack), -1).clone()
         lesion, stimulus = undecided.nonzero(as_tuple=True)
         if len(lesion):
             logits = torch.addcmul(z[stimulus], change[lesion, stimulus].unsqueeze(1), weight[:, units[lesion]].T)

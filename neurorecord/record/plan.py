@@ -6,17 +6,9 @@ import numpy as np
 
 from ..errors import StimulusError
 from ..protocol.schema import TimeSpec
-from ..stimuli.base import StimulusSet
+from ..stimuli.base import RESERVED_COORDS, StimulusSet
 
-__all__ = ["PresentationPlan", "RESERVED_COORDS"]
-
-#: Coordinate names the recording sets itself (on presentation, neuroid and time_bin); a stimulus
-#: set's parameters may not use them.
-RESERVED_COORDS = frozenset({
-    "presentation", "repetition", "stimulus_set", "jitter_x", "jitter_y",
-    "neuroid", "neuroid_id", "region", "channel", "channel_y", "channel_x",
-    "time_bin", "time_bin_start", "time_bin_end", "epoch", "activity",
-})
+__all__ = ["PresentationPlan"]
 
 
 class PresentationPlan:

@@ -20,12 +20,11 @@ import numpy as np
 import zarr
 
 from ..errors import StimulusError, did_you_mean
-from .base import StimulusSet
+from .base import RESERVED_COORDS, StimulusSet
 
 __all__ = ["NpySet", "NpzSet", "ZarrSet", "index_ids", "read_table", "check_coords", "file_sha256", "tree_sha256"]
 
 #: Presentation coordinates the recorder adds itself: no stimulus set may define them.
-RESERVED_COORDS = ("repetition", "stimulus_set")
 
 
 def index_ids(name: str, n: int) -> np.ndarray:
@@ -343,7 +342,8 @@ def read_table(path: Path | str, what: str = "table") -> dict[str, np.ndarray]:
 def check_coords(coords: dict[str, np.ndarray], what: str) -> dict[str, np.ndarray]:
     """Check per-stimulus coordinates read from a file and return them, ``stimulus_id`` as strings.
 
-    ``repetition`` and ``stimulus_set`` are refused (the recorder adds them); ``label`` must hold
+    Names the recording gives its own coordinates (:data:`~neurorecord.stimuli.base.RESERVED_COORDS`)
+    are refused; ``label`` must hold
     integers; ``stimulus_id`` values must be unique and non-empty. ``what`` prefixes messages.
 
     >>> check_coords({"stimulus_id": np.array([3, 4]), "label": np.array([0, 1])}, "t.csv")["stimulus_id"].tolist()
@@ -354,7 +354,7 @@ def check_coords(coords: dict[str, np.ndarray], what: str) -> dict[str, np.ndarr
     neurorecord.errors.StimulusError: t.csv: label: expected integers (class indices), found float64 values such as 0.5
     """
     out = dict(coords)
-    for key in RESERVED_COORDS:
+    for key in sorted(RESERVED_COORDS):
         if key in out:
             raise StimulusError(f"{what}: {key!r} is a coordinate the recorder adds itself; rename it")
     if "label" in out and not np.issubdtype(out["label"].dtype, np.integer):

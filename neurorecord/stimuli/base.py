@@ -7,7 +7,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["StimulusSet"]
+__all__ = ["StimulusSet", "RESERVED_COORDS"]
+
+#: Coordinate names the recording sets itself (on presentation, neuroid and time_bin): a stimulus
+#: set's :meth:`StimulusSet.parameters` may not use them.
+RESERVED_COORDS = frozenset({
+    "presentation", "repetition", "stimulus_set", "jitter_x", "jitter_y",
+    "neuroid", "neuroid_id", "region", "channel", "channel_y", "channel_x",
+    "time_bin", "time_bin_start", "time_bin_end", "epoch", "activity",
+})
 
 
 class StimulusSet(abc.ABC):
