@@ -17,5 +17,17 @@ record:
   reduce: mean
 """
 
+#: An ``analyses:`` entry (indented for the list) defining the fc3 units selective for digit 3.
+LIKES_3 = """  - name: likes-3
+    kind: population
+    regions: [fc3]
+    test: ttest_ovr
+    by: label
+    condition: 3
+    q_below: 0.01
+    index: dprime
+    index_above: 1.0
+"""
+
 #: The shared macaque V1 recording (read in place, never copied); tests skip where it is absent.
 ECKER_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "v1-ecker2010" / "data_v1_binned_moving.mat"

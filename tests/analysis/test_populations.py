@@ -14,7 +14,7 @@ from neurorecord.analysis.populations import Population, define_population
 from neurorecord.analysis.runner import load_analysis, load_population, save_analysis
 from neurorecord.cli.main import main
 from neurorecord.errors import ProtocolError
-from tests.helpers import DIGITS_MLP
+from tests.helpers import DIGITS_MLP, LIKES_3
 
 
 @pytest.fixture
@@ -101,16 +101,7 @@ analyses:
     test: anova
     by: label
     q_below: 0.05
-  - name: likes-3
-    kind: population
-    regions: [fc3]
-    test: ttest_ovr
-    by: label
-    condition: 3
-    q_below: 0.01
-    index: dprime
-    index_above: 1.0
-  - name: csi
+""" + LIKES_3 + """  - name: csi
     kind: selectivity
     regions: [fc3]
     by: label

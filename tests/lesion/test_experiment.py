@@ -15,22 +15,13 @@ from neurorecord.lesion.sweep import Lesion
 from neurorecord.record import read_run_state
 from neurorecord.stimuli import DigitsSet
 from neurorecord.subjects import load_zoo_subject
-from tests.helpers import DIGITS_MLP
+from tests.helpers import DIGITS_MLP, LIKES_3
 
 from .test_downstream import obvious_downstream
 
 LESIONS = """
 analyses:
-  - name: likes-3
-    kind: population
-    regions: [fc3]
-    test: ttest_ovr
-    by: label
-    condition: 3
-    q_below: 0.01
-    index: dprime
-    index_above: 1.0
-lesions:
+""" + LIKES_3 + """lesions:
   - name: fc2-single
     region: fc2
     units: all
