@@ -27,7 +27,10 @@ many lesions at once on a packed batch of ``n_copies x stimuli`` rows.
 
 from __future__ import annotations
 
+import itertools
 import warnings
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -93,6 +96,10 @@ class Split:
     #: bytes the upstream part allocated per example stimulus in that pass (every tensor a torch
     #: function returned, views excluded: an upper bound); 0 without it
     upstream_bytes: float = 0.0
+    #: measurements that hold as long as the model is unchanged (the sweep keeps its bytes per
+    #: downstream row here); shared by every split of the same model, region and stimulus shape
+    #: that :func:`split_at` returns while the model's modules, parameters and buffers stay the same
+    measured: dict[Any, float] = field(default_factory=dict, repr=False)
 
     def upstream(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Compute the frontier for stimuli ``x`` (stimulus, ...): ``{key: (stimulus, ...)}``."""
@@ -202,8 +209,13 @@ def split_at(model: nn.Module, region: str, example: torch.Tensor | None = None,
         and every split is checked: ``downstream(upstream(example))`` must equal
         ``model(example)`` exactly on the CPU, or the full fallback is used (that pass also
         keeps the example's frontier and measures the upstream part's bytes:
-        ``example_frontier``, ``upstream_bytes``). Without it, the fx split assumes the shared
-        values are per-stimulus tensors and is not checked.
+        ``example_frontier``, ``upstream_bytes``). The outcome of that check is remembered for
+        the model (without keeping it alive) while its modules, their parameters and buffers
+        (identity, version counter, storage), its forward hooks and forward methods are the
+        same: a later call with stimuli of the same shape, dtype and device builds the split
+        that passed (or falls back to ``"full"``) without checking again, and its
+        ``example_frontier`` is then ``None``. Without an example, the fx split assumes the
+        shared values are per-stimulus tensors and is not checked.
     keep
         Names of modules downstream of ``region`` that must stay whole modules in the downstream
         part (their forward hooks then fire there, once per call): the fx split keeps them as
@@ -232,23 +244,38 @@ def split_at(model: nn.Module, region: str, example: torch.Tensor | None = None,
     True
     """
     _check_region(model, region)
-    reasons: list[str] = []
-    for build in (_sequential_split, partial(_fx_split, keep=tuple(keep))):
-        try:
-            split = build(model, region, example)
-            if example is not None:
-                _verify(split, model, example)
-            return split
-        except _CannotSplit as exc:
-            reasons.append(str(exc))
-    reason = "; ".join(r for r in reasons if r)
+    builders = {"sequential": _sequential_split, "fx": partial(_fx_split, keep=tuple(keep))}
+    key = None if example is None else (id(model), region, tuple(keep), tuple(example.shape[1:]), example.dtype, example.device)
+    known = _VERIFIED.get(model, key)
+    if known is not None and known.kind != "full":
+        split = builders[known.kind](model, region, example)
+        split.upstream_bytes, split.measured = known.upstream_bytes, known.measured
+        return split
+    if known is not None:
+        reason = known.reason or ""
+    else:
+        reasons: list[str] = []
+        for kind, build in builders.items():
+            try:
+                split = build(model, region, example)
+                if example is not None:
+                    _verify(split, model, example)
+                    _VERIFIED.put(model, key, _Verified(kind, None, split.upstream_bytes, split.measured))
+                return split
+            except _CannotSplit as exc:
+                reasons.append(str(exc))
+        reason = "; ".join(r for r in reasons if r)
+        _VERIFIED.put(model, key, _Verified("full", reason, 0.0, {}))
     warnings.warn(
         f"lesion: the model ({type(model).__name__}) cannot be split at region {region!r} ({reason}); "
         "lesions will rerun the full network for every lesion",
         UnsplittableModelWarning,
         stacklevel=2,
     )
-    return Split("full", region, None, reason=reason, model=model)
+    split = Split("full", region, None, reason=reason, model=model)
+    if known is not None:
+        split.measured = known.measured
+    return split
 
 
 def downstream_regions(model: nn.Module, region: str, example: torch.Tensor) -> list[str]:
@@ -337,6 +364,66 @@ def _downstream_status(model: nn.Module, region: str, example: torch.Tensor) -> 
         return node is not None and reached[id(node)]
 
     return {n: (any(depends(g) for g in graphs[n][0]), graphs[n][1]) for n, _ in candidates if n in graphs}
+
+
+# ---------------------------------------------------------------- verified splits
+
+
+@dataclass
+class _Verified:
+    """What checking a split found for one model state, region and stimulus shape."""
+
+    kind: str
+    reason: str | None
+    upstream_bytes: float
+    measured: dict[Any, float]
+
+
+class _VerifiedSplits:
+    """The last ``size`` checks of :func:`split_at`, each valid while its model is unchanged.
+
+    An entry holds a weak reference to its model (so it keeps no model alive) and a fingerprint
+    of the model's state; a lookup whose model is gone or whose fingerprint differs misses.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self.entries: OrderedDict[Any, tuple[weakref.ref[nn.Module], tuple[Any, ...], _Verified]] = OrderedDict()
+
+    def get(self, model: nn.Module, key: Any) -> _Verified | None:
+        entry = self.entries.get(key) if key is not None else None
+        if entry is None:
+            return None
+        ref, fingerprint, verified = entry
+        if ref() is not model or fingerprint != _fingerprint(model):
+            del self.entries[key]
+            return None
+        self.entries.move_to_end(key)
+        return verified
+
+    def put(self, model: nn.Module, key: Any, verified: _Verified) -> None:
+        self.entries[key] = (weakref.ref(model), _fingerprint(model), verified)
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+
+def _fingerprint(model: nn.Module) -> tuple[Any, ...]:
+    """What a split's correctness depends on: every module (identity, type, forward hooks, a
+    forward set on the instance), every parameter and buffer (identity, version counter, storage,
+    shape, dtype) and the global forward hooks."""
+    from torch.nn.modules import module as torch_module
+
+    modules, tensors = [], []
+    for m in model.modules():
+        modules.append((id(m), type(m), tuple(m._forward_hooks), tuple(m._forward_pre_hooks), id(m.__dict__.get("forward"))))
+        tensors.extend((id(t), t._version, t.data_ptr(), t.shape, t.dtype)
+                       for t in itertools.chain(m._parameters.values(), m._buffers.values()) if t is not None)
+    hooks = (tuple(torch_module._global_forward_hooks), tuple(torch_module._global_forward_pre_hooks))
+    return tuple(modules), tuple(tensors), hooks
+
+
+_VERIFIED = _VerifiedSplits()
 
 
 # ---------------------------------------------------------------- helpers

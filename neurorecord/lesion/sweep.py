@@ -47,6 +47,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -122,7 +123,10 @@ class Lesion:
     noise: str = "add"
 
     def __post_init__(self) -> None:
-        units = (self.units,) if isinstance(self.units, (int, np.integer)) else self.units
+        units = self.units
+        if type(units) is tuple and all(type(u) is int for u in units):
+            return  # already a tuple of ints (the common case, kept cheap: sweeps build thousands)
+        units = (units,) if isinstance(units, (int, np.integer)) else units
         object.__setattr__(self, "units", tuple(int(u) if isinstance(u, (int, np.integer)) else u for u in units))
 
 
@@ -204,26 +208,35 @@ def _pack(lesions: Sequence[Lesion], first: int, sample_shape: tuple[int, ...], 
           seed: int, dtype: torch.dtype, device: torch.device) -> LesionPack:
     n, c, extra = len(lesions), sample_shape[0], len(sample_shape) - 1
     counts = [len(lesion.units) for lesion in lesions]
-    counts_t = torch.tensor(counts, dtype=torch.int64)
+    methods = {lesion.method for lesion in lesions}
     channels = torch.tensor([u for lesion in lesions for u in lesion.units], dtype=torch.int64)
-    rows = torch.repeat_interleave(torch.arange(n, dtype=torch.int64), counts_t)
-    code = torch.tensor([_METHOD_CODE[lesion.method] for lesion in lesions], dtype=torch.int64).repeat_interleave(counts_t)
+    n_pair = len(channels)
+    counts_t = None if n_pair == n else torch.tensor(counts, dtype=torch.int64)  # None: one unit per lesion
+    rows = torch.arange(n, dtype=torch.int64) if counts_t is None else torch.repeat_interleave(torch.arange(n, dtype=torch.int64), counts_t)
+
+    def per_pair(per_lesion: list[Any], dtype: torch.dtype) -> torch.Tensor:
+        t = torch.tensor(per_lesion, dtype=dtype)
+        return t if counts_t is None else t.repeat_interleave(counts_t)
+
+    code = per_pair([_METHOD_CODE[lesion.method] for lesion in lesions], torch.int64) if len(methods) > 1 else None
     trailing = tuple(means.shape[1:]) if means is not None else (1,) * extra
-    values = torch.zeros(len(channels), *trailing, dtype=dtype)
-    if means is not None and any(lesion.method == "mean" for lesion in lesions):
-        is_mean = code == 1
+    values = torch.zeros(n_pair, *trailing, dtype=dtype)
+    if means is not None and "mean" in methods:
+        is_mean = code == 1 if code is not None else slice(None)
         values[is_mean] = means[channels[is_mean]].to(dtype)
-    if any(lesion.method == "clamp" for lesion in lesions):
-        clamp = torch.tensor([lesion.value for lesion in lesions], dtype=dtype).repeat_interleave(counts_t)
-        is_clamp = code == 2
+    if "clamp" in methods:
+        clamp = per_pair([lesion.value for lesion in lesions], dtype)
+        is_clamp = code == 2 if code is not None else slice(None)
         values[is_clamp] = clamp[is_clamp].reshape(-1, *([1] * len(trailing)))
     noise = [(i, float(lesion.std), lesion.noise == "add") for i, lesion in enumerate(lesions) if lesion.method == "noise"]
+    plain = torch.full((n_pair,), "noise" not in methods, dtype=torch.bool) if code is None else code != 3
     mask = torch.zeros(n, c, dtype=torch.bool)
     mask[rows, channels] = True
     index = torch.arange(first, first + n, dtype=torch.int64)
     offsets = [0, *itertools.accumulate(counts)]
-    return LesionPack(index, rows.to(device), channels.to(device), values.to(device), (code != 3).to(device), mask.to(device),
-                      noise, offsets, seed, sample_shape)
+    if device.type != "cpu":
+        rows, channels, values, plain, mask = (t.to(device) for t in (rows, channels, values, plain, mask))
+    return LesionPack(index, rows, channels, values, plain, mask, noise, offsets, seed, sample_shape)
 
 
 def _write_lesions(packed: torch.Tensor, base: torch.Tensor, pack: LesionPack, start: int, stop: int) -> None:
@@ -312,6 +325,8 @@ def _as_lesions(lesions: Any, caller: str) -> list[Lesion]:
             raise TypeError(f"lesion {i}: expected a Lesion, a unit index or a sequence of unit indices; got {type(lesion).__name__} instead")
     if not out:
         raise ValueError(f"The lesions parameter of {caller} must hold at least one lesion; got an empty sequence instead.")
+    if all(lesion.method == "zero" and lesion.units and all(type(u) is int for u in lesion.units) for lesion in out):
+        return out  # plain zero lesions: nothing else to check
     for i, lesion in enumerate(out):
         if lesion.method not in METHODS:
             raise ValueError(f"lesion {i}: method must be one of {', '.join(map(repr, METHODS))}; got {lesion.method!r} instead")
@@ -329,13 +344,15 @@ def _as_lesions(lesions: Any, caller: str) -> list[Lesion]:
 
 def _check_lesions_against(lesions: list[Lesion], region: str, sample_shape: tuple[int, ...], means: Any) -> torch.Tensor | None:
     n_channel = sample_shape[0]
-    for i, lesion in enumerate(lesions):
-        bad = [u for u in lesion.units if not 0 <= u < n_channel]
-        if bad:
-            raise ValueError(f"lesion {i}: units must be channel indices in [0, {n_channel}) of region {region!r} "
-                             f"(output shape per stimulus {sample_shape}); got {bad} instead")
-    uses_mean = [i for i, lesion in enumerate(lesions) if lesion.method == "mean"]
+    units = [u for lesion in lesions for u in lesion.units]
+    if min(units) < 0 or max(units) >= n_channel:
+        for i, lesion in enumerate(lesions):
+            bad = [u for u in lesion.units if not 0 <= u < n_channel]
+            if bad:
+                raise ValueError(f"lesion {i}: units must be channel indices in [0, {n_channel}) of region {region!r} "
+                                 f"(output shape per stimulus {sample_shape}); got {bad} instead")
     if means is None:
+        uses_mean = [i for i, lesion in enumerate(lesions) if lesion.method == "mean"]
         if uses_mean:
             raise ValueError(f"lesion {uses_mean[0]} uses method 'mean', which needs means: the units' mean output over a reference "
                              f"stimulus set, of shape ({n_channel},) or {sample_shape} (see unit_means); got None instead")
@@ -389,7 +406,8 @@ def _session(model: nn.Module, device: str | torch.device) -> Iterator[tuple[nn.
         dev = torch.device("cuda", torch.cuda.current_device())
     modes = [(m, m.training) for m in model.modules()]
     try:
-        model.eval()
+        if any(training for _, training in modes):
+            model.eval()
         param = next(iter(model.parameters()), None)
         here = param.device if param is not None else torch.device("cpu")
         net = model if here == dev else copy.deepcopy(model).to(dev).eval()
@@ -397,12 +415,29 @@ def _session(model: nn.Module, device: str | torch.device) -> Iterator[tuple[nn.
             yield net, dev
     finally:
         for m, training in modes:
-            m.training = training
+            if m.training != training:
+                m.training = training
+
+
+#: seconds a reading of the host's available memory is reused (reading it costs ~0.1 ms, as much
+#: as a whole small sweep)
+HOST_MEMORY_TTL = 1.0
+_host_memory: tuple[float, int] = (-math.inf, 0)
 
 
 def _available_bytes(device: torch.device) -> int:
+    global _host_memory
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
+    read_at, available = _host_memory
+    now = time.monotonic()
+    if now - read_at > HOST_MEMORY_TTL:
+        available = _read_host_memory()
+        _host_memory = (now, available)
+    return available
+
+
+def _read_host_memory() -> int:
     try:
         import psutil
 
@@ -722,14 +757,17 @@ def lesion_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence[
         specs = {k: (tuple(v.shape[1:]), v.dtype, memory_format(v)) for k, v in frontier.items()}
         frontier_bytes = sum(v[0].numel() * v.element_size() for v in frontier.values())
         everything = _pack(lesions, 0, shape, means_t, seed, h.dtype, dev)
-        # one probe pass downstream: bytes per lesioned row
+        # one probe pass downstream: bytes per lesioned row (measured once per model state and kind of pass)
         runner = _runner(split, linear_at, _Meter(names, 1) if names else None)
-        with runner.active(net):
-            runner.start(frontier, 0, probe.shape[0], 1)
-            first_lesion = everything.part(0, 1)
-            with _ByteCounter() as counter:
-                runner.run(first_lesion)
-        row_bytes = math.ceil(counter.total / probe.shape[0]) + (frontier_bytes if runner.buffered else 0)
+        probe_key = ("row_bytes", type(runner).__name__, None if linear_at is None else linear_at[0], tuple(names),
+                     lesions[0].method, len(lesions[0].units), probe.shape[0])
+        if probe_key not in split.measured:
+            with runner.active(net):
+                runner.start(frontier, 0, probe.shape[0], 1)
+                with _ByteCounter() as counter:
+                    runner.run(everything.part(0, 1))
+            split.measured[probe_key] = math.ceil(counter.total / probe.shape[0]) + (frontier_bytes if runner.buffered else 0)
+        row_bytes = split.measured[probe_key]
 
         available = _available_bytes(dev)
         host = available if dev.type == "cpu" else _available_bytes(torch.device("cpu"))
