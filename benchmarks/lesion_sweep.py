@@ -21,21 +21,21 @@ Compared, per region:
   same for every lesion); on the MLP on all lesions.
 * **fast**: ``lesion_predictions`` with its defaults, the whole call (cutting the network, the
   probe pass, the upstream part over every stimulus, packing the lesions, the packed downstream
-  passes, argmax, copying back): the exact path, whose predictions equal the obvious loop's.
-  Its pack size (lesions per pass) x stimulus chunk is printed.
-* **shortcut**: the same call with ``shortcut=True`` (here it applies to every region: the
-  region's output goes into an ``nn.Conv2d``, VGG ``block2``; through ``nn.Flatten`` into an
-  ``nn.Linear``, VGG ``block3``; into an ``nn.Linear``, MLP ``fc2`` and ``fc3``; "-" where it
-  does not): that first linear layer downstream is not recomputed but updated by each lesioned
-  unit's own contribution (a rank-1 update; a conv channel's block of flattened features; the
-  convolution of the lesioned channel alone), so it does less arithmetic than the limit below.
-  Equal to the recomputation up to float rounding; ``same preds`` also checks its predictions
-  against the obvious loop.
-* **+down**: the fast (exact) sweep also measuring the activity change of downstream regions
+  passes, argmax, copying back). By default the first linear layer after the region is not
+  recomputed where that applies (here every region: the region's output goes into an
+  ``nn.Conv2d``, VGG ``block2``; through ``nn.Flatten`` into an ``nn.Linear``, VGG ``block3``;
+  into an ``nn.Linear``, MLP ``fc2`` and ``fc3``) but updated by each lesioned unit's own
+  contribution (a rank-1 update; a conv channel's block of flattened features; the convolution
+  of the lesioned channel alone), so it does less arithmetic than the limit below; equal to the
+  recomputation up to float rounding.
+* **exact**: the same call with ``shortcut=False``: every layer after the region recomputed
+  on the packed lesioned outputs, with the unsplit network's kernels. Its pack size (lesions
+  per pass) x stimulus chunk is printed.
+* **+down**: the fast sweep also measuring the activity change of downstream regions
   (``downstream=[...]``, listed under the table), in the same passes.
 * **limit**: the arithmetic limit, downstream FLOPs only. The network is cut with
   ``split_at(model, region)``; every lesioned region output is built beforehand (not timed), as a
-  zeroed copy of the cached region output, in the fast sweep's own passes (``pack x chunk`` rows
+  zeroed copy of the cached region output, in the exact sweep's own passes (``pack x chunk`` rows
   each); the time is that of the downstream forward alone over all those passes: the same
   ``n_lesion x N`` lesioned evaluations, with no upstream, no lesion bookkeeping and no argmax.
 * **captum**: ``captum.attr.LayerFeatureAblation(forward, layer)`` with one feature per channel
@@ -52,21 +52,22 @@ Compared, per region:
   on all of them.
 
 Also printed: ``upstream s``, the time of the part of the network before the region over every
-stimulus, in the fast sweep's upstream batches (included in the fast sweep, excluded from the
-limit; ``/(limit+up)`` is the fast sweep's time over the limit plus that: how far it is from the
-cost of the arithmetic any exact sweep must do),
-whether the fast sweep's predictions equal the obvious loop's on the lesions the obvious loop ran
-(they must), and whether the limit's prebuilt inputs reproduce the fast sweep's predictions (so
-that the limit evaluates the same lesioned networks).
+stimulus, in the sweep's upstream batches (included in the sweeps, excluded from the limit;
+``exact/(limit+up)`` is the exact sweep's time over the limit plus that: how far it is from the
+cost of the arithmetic any sweep that recomputes the downstream part must do),
+whether the fast and the exact sweep's predictions equal the obvious loop's on the lesions the
+obvious loop ran (they must), and whether the limit's prebuilt inputs reproduce the exact
+sweep's predictions (so that the limit evaluates the same lesioned networks).
 
 Timings on a small shared CPU vary by 30-50 % between runs, so after the untimed preparation
 (which also warms up every path) each round runs, for each region, the obvious loop, the fast
-sweep, the shortcut, the fast sweep with downstream activity, the limit, the upstream part and
+sweep, the exact sweep, the fast sweep with downstream activity, the limit, the upstream part and
 captum one after the other, for ``--repeats`` rounds; medians are quoted.
 
 Targets (2-core CPU): the fast sweep within 1.3x of the limit for every region; at least 5x faster
 than the obvious loop for a late region (``block3``, ``fc3``: little of the network lies
-downstream). Both are reported for the exact path and for the shortcut.
+downstream). Both are reported for the fast sweep (the default) and, for comparison, for the
+exact path.
 
 On a CPU shared with other processes, two torch threads wait for each other whenever one of them
 is descheduled, and small operations then take tens of times longer; ``--threads 1`` gives
@@ -135,11 +136,11 @@ class Case:
     split: Any = None
     targets: torch.Tensor | None = None
     agree: bool | None = None
-    shortcut: bool = False  # whether the shortcut applies
-    shortcut_agrees: bool | None = None
+    shortcut: bool = False  # whether the fast sweep (the default) used the shortcut
+    exact_agrees: bool | None = None
     limit_agrees: bool = False
     samples: dict[str, list[float]] = field(
-        default_factory=lambda: {k: [] for k in ("obvious", "fast", "shortcut", "down", "limit", "captum", "upstream")})
+        default_factory=lambda: {k: [] for k in ("obvious", "fast", "exact", "down", "limit", "captum", "upstream")})
 
     @property
     def n(self) -> int:
@@ -163,11 +164,11 @@ def prepare(case: Case) -> None:
         case.region_shape = _region_shape(model, x[:1], region)
     n_channel = case.n_lesion = case.region_shape[0]
     lesions = single_unit_lesions(n_channel)
-    result = lesion_predictions(model, x, region, lesions)
+    result = lesion_predictions(model, x, region, lesions, shortcut=False)
     case.pack, case.chunk, case.split_kind = result.pack_size, result.stimulus_chunk, result.split_kind
     case.upstream_batch = result.upstream_batch
     case.targets = result.intact_predictions
-    case.shortcut = lesion_predictions(model, x, region, lesions, shortcut=True).shortcut
+    case.shortcut = lesion_predictions(model, x, region, lesions).shortcut
     lesion_predictions(model, x, region, lesions, downstream=case.downstream)  # warm-up
 
     # the limit: every lesioned region output, built beforehand in the sweep's passes
@@ -284,10 +285,9 @@ def measure_round(cases: list[Case]) -> None:
         case.agree = agree if case.agree is None else (case.agree and agree)
         case.samples["obvious"].append(obvious_s * case.n_lesion / len(case.obvious_subset))
         case.samples["fast"].append(fast_s)
-        if case.shortcut:
-            case.samples["shortcut"].append(per_call(lambda: setattr(case, "_shortcut", run_fast(case, shortcut=True))))
-            agree = torch.equal(case._shortcut[case.obvious_subset], case._obvious)  # type: ignore[attr-defined]
-            case.shortcut_agrees = agree if case.shortcut_agrees is None else (case.shortcut_agrees and agree)
+        case.samples["exact"].append(per_call(lambda: setattr(case, "_exact", run_fast(case, shortcut=False))))
+        agree = torch.equal(case._exact[case.obvious_subset], case._obvious)  # type: ignore[attr-defined]
+        case.exact_agrees = agree if case.exact_agrees is None else (case.exact_agrees and agree)
         case.samples["down"].append(per_call(lambda: run_fast(case, downstream=case.downstream)))
         case.samples["limit"].append(per_call(lambda: run_limit(case)))
         case.samples["upstream"].append(per_call(lambda: run_upstream(case)))
@@ -303,27 +303,27 @@ def target(value: float, bound: float, above: bool, applies: bool = True) -> str
 
 
 def report(cases: list[Case]) -> None:
-    header = (f"{'region':<22}{'lesions':>8}{'pack x chunk':>14}{'obvious s':>11}{'fast s':>9}{'shortcut s':>11}{'+down s':>9}"
-              f"{'limit s':>9}{'upstream s':>11}{'captum s':>10}{'ppe':>5}  {'fast/limit':>10} {'target':<11}{'short/limit':>11} "
-              f"{'target':<11}{'/(limit+up)':>12}{'obvious/fast':>14} {'target':<11}{'obvious/short':>14} {'target':<11}"
-              f"{'captum/fast':>11}  {'same preds':<12}")
+    header = (f"{'region':<22}{'lesions':>8}{'pack x chunk':>14}{'obvious s':>11}{'fast s':>9}{'exact s':>9}{'+down s':>9}"
+              f"{'limit s':>9}{'upstream s':>11}{'captum s':>10}{'ppe':>5}  {'fast/limit':>10} {'target':<11}{'exact/limit':>12}"
+              f"{'exact/(limit+up)':>17}{'obvious/fast':>14} {'target':<11}{'obvious/exact':>14}{'captum/fast':>12}  {'shortcut':<9}{'same preds':<12}")
     print(header)
     print("-" * len(header))
     for c in cases:
         med = {k: statistics.median(v) if v else float("nan") for k, v in c.samples.items()}
-        ratio, short_ratio = med["fast"] / med["limit"], med["shortcut"] / med["limit"]
-        speedup, short_speedup = med["obvious"] / med["fast"], med["obvious"] / med["shortcut"]
-
-        same = f"{'yes' if c.agree else 'NO'}" + (f"/{'yes' if c.shortcut_agrees else 'NO'}" if c.shortcut else "") + f" ({len(c.obvious_subset)})"
-        short = f"{med['shortcut']:>11.4f}" if c.shortcut else f"{'-':>11}"
-        print(f"{c.label:<22}{c.n_lesion:>8}{f'{c.pack} x {c.chunk}':>14}{med['obvious']:>11.4f}{med['fast']:>9.4f}{short}{med['down']:>9.4f}"
-              f"{med['limit']:>9.4f}{med['upstream']:>11.4f}{med['captum']:>10.4f}{c.ppe:>5}  {ratio:>10.2f} "
-              f"{target(ratio, TARGET_LIMIT, False):<11}{(f'{short_ratio:.2f}' if c.shortcut else '-'):>11} "
-              f"{target(short_ratio, TARGET_LIMIT, False, c.shortcut):<11}{med['fast'] / (med['limit'] + med['upstream']):>12.2f}"
-              f"{speedup:>14.1f} {target(speedup, TARGET_SPEEDUP, True, c.late):<11}{(f'{short_speedup:.1f}' if c.shortcut else '-'):>14} "
-              f"{target(short_speedup, TARGET_SPEEDUP, True, c.late and c.shortcut):<11}{med['captum'] / med['fast']:>11.1f}  {same:<12}")
-    print("\nsame preds: fast (exact) / shortcut against the obvious loop, on the lesions it ran")
-    print("the limit's lesioned inputs give the fast sweep's predictions: "
+        ratio, speedup = med["fast"] / med["limit"], med["obvious"] / med["fast"]
+        same = f"{'yes' if c.agree else 'NO'}/{'yes' if c.exact_agrees else 'NO'} ({len(c.obvious_subset)})"
+        print(f"{c.label:<22}{c.n_lesion:>8}{f'{c.pack} x {c.chunk}':>14}{med['obvious']:>11.4f}{med['fast']:>9.4f}{med['exact']:>9.4f}"
+              f"{med['down']:>9.4f}{med['limit']:>9.4f}{med['upstream']:>11.4f}{med['captum']:>10.4f}{c.ppe:>5}  {ratio:>10.2f} "
+              f"{target(ratio, TARGET_LIMIT, False):<11}{med['exact'] / med['limit']:>12.2f}"
+              f"{med['exact'] / (med['limit'] + med['upstream']):>17.2f}{speedup:>14.1f} {target(speedup, TARGET_SPEEDUP, True, c.late):<11}"
+              f"{med['obvious'] / med['exact']:>14.1f}{med['captum'] / med['fast']:>12.1f}  {'yes' if c.shortcut else 'no':<9}{same:<12}")
+    verdicts = [statistics.median(c.samples["fast"]) <= TARGET_LIMIT * statistics.median(c.samples["limit"]) for c in cases]
+    verdicts += [statistics.median(c.samples["obvious"]) >= TARGET_SPEEDUP * statistics.median(c.samples["fast"]) for c in cases if c.late]
+    print(f"\n{sum(verdicts)} of {len(verdicts)} speed targets met (fast sweep within {TARGET_LIMIT:g}x of the limit, every region; "
+          f">= {TARGET_SPEEDUP:g}x faster than the obvious loop, late regions)")
+    print("shortcut: whether the fast sweep (the default) updated the first linear layer instead of recomputing it")
+    print("same preds: fast / exact against the obvious loop, on the lesions it ran; pack x chunk: the exact sweep's passes")
+    print("the limit's lesioned inputs give the exact sweep's predictions: "
           + ", ".join(f"{c.label.split(' (')[0]} {'yes' if c.limit_agrees else 'NO'} ({c.split_kind} split)" for c in cases))
     print("+down measures the activity change of: " + "; ".join(f"{c.label.split(' (')[0]} -> {', '.join(c.downstream)}" for c in cases))
     print("captum perturbations_per_eval tuning (s per batch):")

@@ -96,10 +96,10 @@ class Split:
     #: bytes the upstream part allocated per example stimulus in that pass (every tensor a torch
     #: function returned, views excluded: an upper bound); 0 without it
     upstream_bytes: float = 0.0
-    #: measurements that hold as long as the model is unchanged (the sweep keeps its bytes per
-    #: downstream row here); shared by every split of the same model, region and stimulus shape
-    #: that :func:`split_at` returns while the model's modules, parameters and buffers stay the same
-    measured: dict[Any, float] = field(default_factory=dict, repr=False)
+    #: measurements that hold as long as the model is unchanged (the sweep keeps the frontier's
+    #: layout and its bytes per downstream row here); shared by every split of the same model, region and stimulus shape
+    #: that :func:`split_at` returns while the model's structure stays the same (see its ``example``)
+    measured: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def upstream(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Compute the frontier for stimuli ``x`` (stimulus, ...): ``{key: (stimulus, ...)}``."""
@@ -210,9 +210,9 @@ def split_at(model: nn.Module, region: str, example: torch.Tensor | None = None,
         ``model(example)`` exactly on the CPU, or the full fallback is used (that pass also
         keeps the example's frontier and measures the upstream part's bytes:
         ``example_frontier``, ``upstream_bytes``). The outcome of that check is remembered for
-        the model (without keeping it alive) while its modules, their parameters and buffers
-        (identity, version counter, storage), its forward hooks and forward methods are the
-        same: a later call with stimuli of the same shape, dtype and device builds the split
+        the model (without keeping it alive) while its modules (and their train/eval flags),
+        their parameters and buffers (identity, shape, dtype, device; their values do not
+        matter), its forward hooks and forward methods are the same: a later call with stimuli of the same shape, dtype and device builds the split
         that passed (or falls back to ``"full"``) without checking again, and its
         ``example_frontier`` is then ``None``. Without an example, the fx split assumes the
         shared values are per-stimulus tensors and is not checked.
@@ -376,7 +376,7 @@ class _Verified:
     kind: str
     reason: str | None
     upstream_bytes: float
-    measured: dict[Any, float]
+    measured: dict[Any, Any]
 
 
 class _VerifiedSplits:
@@ -409,16 +409,16 @@ class _VerifiedSplits:
 
 
 def _fingerprint(model: nn.Module) -> tuple[Any, ...]:
-    """What a split's correctness depends on: every module (identity, type, forward hooks, a
-    forward set on the instance), every parameter and buffer (identity, version counter, storage,
-    shape, dtype) and the global forward hooks."""
+    """What decides where and whether a network can be cut: every module (identity, type,
+    train/eval flag, forward hooks, a forward set on the instance), every parameter and buffer
+    (identity, shape, dtype, device: not their values, which change what the network computes
+    but not how its parts connect) and the global forward hooks."""
     from torch.nn.modules import module as torch_module
 
     modules, tensors = [], []
     for m in model.modules():
-        modules.append((id(m), type(m), tuple(m._forward_hooks), tuple(m._forward_pre_hooks), id(m.__dict__.get("forward"))))
-        tensors.extend((id(t), t._version, t.data_ptr(), t.shape, t.dtype)
-                       for t in itertools.chain(m._parameters.values(), m._buffers.values()) if t is not None)
+        modules.append((id(m), type(m), m.training, tuple(m._forward_hooks), tuple(m._forward_pre_hooks), id(m.__dict__.get("forward"))))
+        tensors.extend((id(t), t.shape, t.dtype, t.device) for t in itertools.chain(m._parameters.values(), m._buffers.values()) if t is not None)
     hooks = (tuple(torch_module._global_forward_hooks), tuple(torch_module._global_forward_pre_hooks))
     return tuple(modules), tuple(tensors), hooks
 

@@ -28,12 +28,15 @@ Two ways to get the predictions of ``n_lesion`` lesions on ``n_stimulus`` stimul
     writes into them in place). ``pack_size`` is chosen so that the packed rows fit
     ``memory_budget``, from the bytes per row that one probe pass measures. With
     ``downstream=[...]`` the same passes also measure how each lesion changes the activity of
-    later regions (:mod:`~neurorecord.lesion.downstream`); with ``shortcut=True`` the first
-    linear layer after the region is updated rather than recomputed where that applies.
+    later regions (:mod:`~neurorecord.lesion.downstream`). Where the first layer after the
+    region is linear (and the lesions are single units), it is by default updated by each
+    lesioned unit's own contribution rather than recomputed (``shortcut``);
+    ``shortcut=False`` recomputes every layer after the region.
 
 Both give the same per-stimulus predictions: the tests check this exactly on the digits MLP and
-CNN and on models with skip connections and data-dependent control flow, and the logits to 1e-5
-(on the CPU they have come out bit for bit identical). Every call runs the model in eval mode
+CNN and on models with skip connections and data-dependent control flow, with and without the
+shortcut, and the logits to 1e-5 (recomputed, on the CPU they have come out bit for bit
+identical; the shortcut differs from them by float rounding). Every call runs the model in eval mode
 under ``torch.inference_mode``, and leaves it with no hook and in the train/eval mode it had,
 also when it raises.
 """
@@ -536,7 +539,7 @@ class LesionResult:
     cache
         Where the frontier was kept: ``"memory"`` or ``"zarr"``.
     shortcut
-        Whether the shortcut (``shortcut=True``) was used.
+        Whether the shortcut (see ``shortcut`` in :func:`lesion_predictions`) was used.
     row_bytes
         Bytes one row (one stimulus under one lesion) of a downstream pass allocates, measured on
         the probe pass (every tensor a torch function returns, views excluded: an upper bound),
@@ -649,7 +652,7 @@ def obvious_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence
 def lesion_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence[Lesion | int | Sequence[int]], *,
                        means: Any = None, seed: int = 0, device: str | torch.device = "cpu", pack_size: int | None = None,
                        batch_size: int | None = None, memory_budget: int | None = None, cache_budget: int | None = None,
-                       return_logits: bool = False, shortcut: bool = False, downstream: Sequence[str] | None = None) -> LesionResult:
+                       return_logits: bool = False, shortcut: bool = True, downstream: Sequence[str] | None = None) -> LesionResult:
     """Predictions under each lesion, fast: upstream once, downstream on packs of lesions.
 
     Gives the same per-stimulus predictions as :func:`obvious_predictions` (see the module
@@ -682,7 +685,7 @@ def lesion_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence[
     return_logits
         Also return the logits.
     shortcut
-        Go below the cost of the downstream forward where every lesion is a single-unit
+        (Default ``True``.) Go below the cost of the downstream forward where every lesion is a single-unit
         ``zero``/``mean``/``clamp`` lesion, the split is ``"sequential"``, and the region's
         output goes straight into an ``nn.Linear`` (a (stimulus, unit) region), through an
         ``nn.Flatten`` into one, or into an ``nn.Conv2d`` (ungrouped, zero padding) (a
@@ -691,7 +694,8 @@ def lesion_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence[
         rank-1 update; for a conv channel, its block of flattened features, or the convolution of
         that channel's change alone), instead of being recomputed. Equal to the recomputation up
         to float rounding (about 1e-6 relative), so predictions agree except on exact ties.
-        Ignored (``result.shortcut`` is ``False``) where it does not apply, where the model
+        ``False`` recomputes every layer after the region, with the kernels (and the rounding)
+        of the unsplit network. Ignored (``result.shortcut`` is ``False``) where it does not apply, where the model
         carries forward hooks (the shortcut bypasses module calls that hooks would see), or
         where a ``downstream`` region ends before that linear layer.
     downstream
@@ -747,21 +751,24 @@ def lesion_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence[
         if names:
             check_downstream(net, region, names, probe[:1])
         split = split_at(net, region, probe, keep=names)
-        # the split's verification pass measured the upstream part (a "full" split has none)
-        frontier = split.example_frontier if split.example_frontier is not None else split.upstream(probe)
+        # the probe stimuli's frontier: from the split's verification pass, else computed when needed
+        frontier = split.example_frontier
+        if split.measured.get("layout") is None:  # the frontier's layout and the region's output, once per model state
+            frontier = frontier if frontier is not None else split.upstream(probe)
+            h = frontier[split.region_key] if split.region_key is not None else split.region_output(probe)
+            split.measured["layout"] = ({k: (tuple(v.shape[1:]), v.dtype, memory_format(v)) for k, v in frontier.items()},
+                                        sum(v[0].numel() * v.element_size() for v in frontier.values()), _sample_shape(region, h), h.dtype)
+        specs, frontier_bytes, shape, dtype = split.measured["layout"]
         upstream_bytes = split.upstream_bytes
-        h = frontier[split.region_key] if split.region_key is not None else split.region_output(probe)
-        shape = _sample_shape(region, h)
         means_t = _check_lesions_against(lesions, region, shape, means)
         linear_at = _shortcut_position(split, net, lesions, shape, names) if shortcut else None
-        specs = {k: (tuple(v.shape[1:]), v.dtype, memory_format(v)) for k, v in frontier.items()}
-        frontier_bytes = sum(v[0].numel() * v.element_size() for v in frontier.values())
-        everything = _pack(lesions, 0, shape, means_t, seed, h.dtype, dev)
+        everything = _pack(lesions, 0, shape, means_t, seed, dtype, dev)
         # one probe pass downstream: bytes per lesioned row (measured once per model state and kind of pass)
         runner = _runner(split, linear_at, _Meter(names, 1) if names else None)
         probe_key = ("row_bytes", type(runner).__name__, None if linear_at is None else linear_at[0], tuple(names),
                      lesions[0].method, len(lesions[0].units), probe.shape[0])
         if probe_key not in split.measured:
+            frontier = frontier if frontier is not None else split.upstream(probe)
             with runner.active(net):
                 runner.start(frontier, 0, probe.shape[0], 1)
                 with _ByteCounter() as counter:
@@ -1178,7 +1185,7 @@ class LesionSweep:
     def __init__(self, region: str, lesions: Sequence[Lesion | int | Sequence[int]], *, means: Any = None, seed: int = 0,
                  device: str | torch.device = "cpu", pack_size: int | None = None, batch_size: int | None = None,
                  memory_budget: int | None = None, cache_budget: int | None = None, return_logits: bool = False,
-                 shortcut: bool = False, downstream: Sequence[str] | None = None) -> None:
+                 shortcut: bool = True, downstream: Sequence[str] | None = None) -> None:
         self.region = region
         self.lesions = lesions
         self.means = means

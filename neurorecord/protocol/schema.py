@@ -327,9 +327,10 @@ class LesionSpec(_Strict):
     n_boot: int = Field(1000, ge=0, description="Bootstrap resamples for the confidence interval of the accuracy change.")
     correction: Literal["fdr_bh", "bonferroni"] = "fdr_bh"
     shortcut: bool = Field(
-        False,
-        description="Compute the first linear layer after the region by a rank-1 update instead of recomputing it (single-unit "
-        "zero/mean/clamp lesions; equal to float rounding; see lesion.md). Ignored where it does not apply.",
+        True,
+        description="Update the first linear layer after the region by the lesioned unit's own contribution instead of "
+        "recomputing it, where that applies (single-unit zero/mean/clamp lesions, a sequential model; equal to float rounding, "
+        "see lesion.md); false recomputes every layer after the region.",
     )
     downstream: list[str] = Field(
         default_factory=list,

@@ -105,14 +105,20 @@ def seeded(cls: type[nn.Module]) -> nn.Module:
 
 
 def check_same(model, x, region, lesions, **options):
-    """Fast == obvious (predictions exactly, logits to float rounding); returns the fast result."""
+    """Fast == obvious (predictions exactly, logits to float rounding), by default (shortcut
+    where it applies) and with the downstream part recomputed (``shortcut=False``); returns the
+    default result."""
     means = options.get("means")
-    fast = lesion_predictions(model, x, region, lesions, return_logits=True, **options)
     slow, slow_logits = obvious_predictions(model, x, region, lesions, means=means, seed=options.get("seed", 0), return_logits=True)
-    assert torch.equal(fast.predictions, slow)
-    torch.testing.assert_close(fast.logits, slow_logits, rtol=1e-5, atol=1e-5)
-    assert torch.equal(fast.intact_predictions, model(x).argmax(1))
-    return fast
+    results = [lesion_predictions(model, x, region, lesions, return_logits=True, **options)]
+    if "shortcut" not in options:
+        results.append(lesion_predictions(model, x, region, lesions, return_logits=True, shortcut=False, **options))
+        assert not results[1].shortcut
+    for fast in results:
+        assert torch.equal(fast.predictions, slow)
+        torch.testing.assert_close(fast.logits, slow_logits, rtol=1e-5, atol=1e-5)
+        assert torch.equal(fast.intact_predictions, model(x).argmax(1))
+    return results[0]
 
 
 def no_hooks(model: nn.Module) -> bool:
