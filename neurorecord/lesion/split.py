@@ -244,6 +244,11 @@ def split_at(model: nn.Module, region: str, example: torch.Tensor | None = None,
     True
     """
     _check_region(model, region)
+    return _split(model, region, example, keep)
+
+
+def _split(model: nn.Module, region: str, example: torch.Tensor | None, keep: Sequence[str]) -> Split:
+    """:func:`split_at` for a region already checked."""
     builders = {"sequential": _sequential_split, "fx": partial(_fx_split, keep=tuple(keep))}
     key = None if example is None else (id(model), region, tuple(keep), tuple(example.shape[1:]), example.dtype, example.device)
     known = _VERIFIED.get(model, key)
@@ -270,7 +275,7 @@ def split_at(model: nn.Module, region: str, example: torch.Tensor | None = None,
         f"lesion: the model ({type(model).__name__}) cannot be split at region {region!r} ({reason}); "
         "lesions will rerun the full network for every lesion",
         UnsplittableModelWarning,
-        stacklevel=2,
+        stacklevel=3,
     )
     split = Split("full", region, None, reason=reason, model=model)
     if known is not None:

@@ -63,7 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .downstream import DownstreamActivity, _Meter, check_downstream
-from .split import Split, _ByteCounter, _check_region, _flatten_chain, memory_format, split_at
+from .split import Split, _ByteCounter, _check_region, _flatten_chain, _split, memory_format
 
 __all__ = [
     "Lesion",
@@ -139,7 +139,14 @@ def single_unit_lesions(n_unit: int, method: str = "zero", **options: Any) -> li
     >>> [lesion.units for lesion in single_unit_lesions(3)]
     [(0,), (1,), (2,)]
     """
-    return [Lesion((u,), method, **options) for u in range(n_unit)]
+    template = Lesion((0,), method, **options)  # an unknown option fails here, once
+    fields = template.__dict__
+    lesions = []
+    for u in range(n_unit):  # copies of the template (a frozen dataclass's __init__ costs 3x as much; sweeps build thousands)
+        lesion = object.__new__(Lesion)
+        lesion.__dict__.update(fields, units=(u,))
+        lesions.append(lesion)
+    return lesions
 
 
 @dataclass
@@ -158,8 +165,6 @@ class LesionPack:
         ``zero``, the mean for ``mean``, the value for ``clamp``; 0, unused, for ``noise``).
     plain
         (n_pair,) bool: the pairs whose output is ``values`` (those of every lesion but ``noise``).
-    mask
-        (n_lesion, channel) bool: which channels each lesion silences.
     noise
         For the noise lesions: (position in the pack, std, additive) per lesion.
     offsets
@@ -168,6 +173,11 @@ class LesionPack:
         The sweep's seed.
     sample_shape
         The region's output shape for one stimulus.
+    unit_run
+        ``u`` when lesion ``i`` silences unit ``u + i`` alone, for every ``i`` (a run of single
+        units: the common sweep), else ``None``.
+    zero
+        Whether every lesion is a ``zero`` lesion.
     """
 
     index: torch.Tensor
@@ -175,11 +185,12 @@ class LesionPack:
     channels: torch.Tensor
     values: torch.Tensor
     plain: torch.Tensor
-    mask: torch.Tensor
     noise: list[tuple[int, float, bool]]
     offsets: list[int]
     seed: int
     sample_shape: tuple[int, ...]
+    unit_run: int | None = None
+    zero: bool = False
 
     def __post_init__(self) -> None:
         # the plain pairs, selected once (a pack is written once per stimulus chunk)
@@ -190,14 +201,22 @@ class LesionPack:
     def __len__(self) -> int:
         return int(self.index.shape[0])
 
+    @property
+    def mask(self) -> torch.Tensor:
+        """(n_lesion, channel) bool: which channels each lesion silences."""
+        mask = torch.zeros(len(self), self.sample_shape[0], dtype=torch.bool, device=self.rows.device)
+        mask[self.rows, self.channels] = True
+        return mask
+
     def part(self, i: int, j: int) -> LesionPack:
         """The pack of lesions ``i .. j - 1`` of this one."""
         if (i, j) == (0, len(self)):
             return self
         a, b = self.offsets[i], self.offsets[j]
         return LesionPack(self.index[i:j], self.rows[a:b] - i, self.channels[a:b], self.values[a:b], self.plain[a:b],
-                          self.mask[i:j], [(pos - i, std, add) for pos, std, add in self.noise if i <= pos < j],
-                          [o - a for o in self.offsets[i : j + 1]], self.seed, self.sample_shape)
+                          [(pos - i, std, add) for pos, std, add in self.noise if i <= pos < j],
+                          [o - a for o in self.offsets[i : j + 1]], self.seed, self.sample_shape,
+                          None if self.unit_run is None else self.unit_run + i, self.zero)
 
     def split(self, size: int) -> list[LesionPack]:
         """The pack cut into packs of ``size`` lesions (the last one may be smaller), in order."""
@@ -209,10 +228,12 @@ _METHOD_CODE = {"zero": 0, "mean": 1, "clamp": 2, "noise": 3}
 
 def _pack(lesions: Sequence[Lesion], first: int, sample_shape: tuple[int, ...], means: torch.Tensor | None,
           seed: int, dtype: torch.dtype, device: torch.device) -> LesionPack:
-    n, c, extra = len(lesions), sample_shape[0], len(sample_shape) - 1
-    counts = [len(lesion.units) for lesion in lesions]
+    n, extra = len(lesions), len(sample_shape) - 1
+    units = [lesion.units for lesion in lesions]
+    counts = list(map(len, units))
     methods = {lesion.method for lesion in lesions}
-    channels = torch.tensor([u for lesion in lesions for u in lesion.units], dtype=torch.int64)
+    flat = list(itertools.chain.from_iterable(units))
+    channels = torch.tensor(flat, dtype=torch.int64)
     n_pair = len(channels)
     counts_t = None if n_pair == n else torch.tensor(counts, dtype=torch.int64)  # None: one unit per lesion
     rows = torch.arange(n, dtype=torch.int64) if counts_t is None else torch.repeat_interleave(torch.arange(n, dtype=torch.int64), counts_t)
@@ -231,15 +252,14 @@ def _pack(lesions: Sequence[Lesion], first: int, sample_shape: tuple[int, ...], 
         clamp = per_pair([lesion.value for lesion in lesions], dtype)
         is_clamp = code == 2 if code is not None else slice(None)
         values[is_clamp] = clamp[is_clamp].reshape(-1, *([1] * len(trailing)))
-    noise = [(i, float(lesion.std), lesion.noise == "add") for i, lesion in enumerate(lesions) if lesion.method == "noise"]
+    noise = [(i, float(lesion.std), lesion.noise == "add") for i, lesion in enumerate(lesions) if lesion.method == "noise"] if "noise" in methods else []
     plain = torch.full((n_pair,), "noise" not in methods, dtype=torch.bool) if code is None else code != 3
-    mask = torch.zeros(n, c, dtype=torch.bool)
-    mask[rows, channels] = True
     index = torch.arange(first, first + n, dtype=torch.int64)
     offsets = [0, *itertools.accumulate(counts)]
+    unit_run = flat[0] if counts_t is None and flat == list(range(flat[0], flat[0] + n)) else None
     if device.type != "cpu":
-        rows, channels, values, plain, mask = (t.to(device) for t in (rows, channels, values, plain, mask))
-    return LesionPack(index, rows, channels, values, plain, mask, noise, offsets, seed, sample_shape)
+        rows, channels, values, plain = (t.to(device) for t in (rows, channels, values, plain))
+    return LesionPack(index, rows, channels, values, plain, noise, offsets, seed, sample_shape, unit_run, methods == {"zero"})
 
 
 def _write_lesions(packed: torch.Tensor, base: torch.Tensor, pack: LesionPack, start: int, stop: int) -> None:
@@ -328,8 +348,10 @@ def _as_lesions(lesions: Any, caller: str) -> list[Lesion]:
             raise TypeError(f"lesion {i}: expected a Lesion, a unit index or a sequence of unit indices; got {type(lesion).__name__} instead")
     if not out:
         raise ValueError(f"The lesions parameter of {caller} must hold at least one lesion; got an empty sequence instead.")
-    if all(lesion.method == "zero" and lesion.units and all(type(u) is int for u in lesion.units) for lesion in out):
-        return out  # plain zero lesions: nothing else to check
+    # plain zero lesions of integer units (the common sweep): checked in a few C-level passes
+    units = [lesion.units for lesion in out]
+    if {lesion.method for lesion in out} == {"zero"} and all(units) and set(map(type, itertools.chain.from_iterable(units))) == {int}:
+        return out
     for i, lesion in enumerate(out):
         if lesion.method not in METHODS:
             raise ValueError(f"lesion {i}: method must be one of {', '.join(map(repr, METHODS))}; got {lesion.method!r} instead")
@@ -347,7 +369,7 @@ def _as_lesions(lesions: Any, caller: str) -> list[Lesion]:
 
 def _check_lesions_against(lesions: list[Lesion], region: str, sample_shape: tuple[int, ...], means: Any) -> torch.Tensor | None:
     n_channel = sample_shape[0]
-    units = [u for lesion in lesions for u in lesion.units]
+    units = list(itertools.chain.from_iterable(lesion.units for lesion in lesions))
     if min(units) < 0 or max(units) >= n_channel:
         for i, lesion in enumerate(lesions):
             bad = [u for u in lesion.units if not 0 <= u < n_channel]
@@ -469,10 +491,10 @@ class _FrontierCache:
     def __init__(self, specs: dict[str, tuple[tuple[int, ...], torch.dtype, torch.memory_format]], n: int, chunk_rows: int, on_disk: bool) -> None:
         self.specs = specs
         self.on_disk = on_disk
+        self.n = n
         self.folder: str | None = None
         self.arrays: dict[str, Any] = {}
-        if not on_disk:  # kept in the layout the network produced (channels-last convs stay so)
-            self.arrays = {k: torch.empty((n, *shape), dtype=dtype, memory_format=fmt) for k, (shape, dtype, fmt) in specs.items()}
+        if not on_disk:  # in memory: made at the first write (see write)
             return
         import zarr
 
@@ -483,7 +505,15 @@ class _FrontierCache:
                                                  chunks=(chunk_rows, *shape), dtype=torch.empty(0, dtype=stored).numpy().dtype,
                                                  compressors=None)
 
-    def write(self, start: int, values: dict[str, torch.Tensor]) -> None:
+    def write(self, start: int, values: dict[str, torch.Tensor], stimuli: torch.Tensor) -> None:
+        """Keep the frontier ``values`` of stimuli ``start ..``, computed from ``stimuli``."""
+        if not self.on_disk and not self.arrays:
+            if start == 0 and all(v.shape[0] == self.n and v.device.type == "cpu" for v in values.values()):  # all at once: kept as it is,
+                shared = stimuli.untyped_storage().data_ptr()  # except where it is the stimuli themselves (a view of them)
+                self.arrays = {k: v.clone() if v.untyped_storage().data_ptr() == shared else v for k, v in values.items()}
+                return
+            # kept in the layout the network produced (channels-last convs stay so)
+            self.arrays = {k: torch.empty((self.n, *shape), dtype=dtype, memory_format=fmt) for k, (shape, dtype, fmt) in self.specs.items()}
         for key, v in values.items():
             stop = start + v.shape[0]
             if self.on_disk:
@@ -750,7 +780,7 @@ def lesion_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence[
         probe = x[: min(n, 3)].to(dev)
         if names:
             check_downstream(net, region, names, probe[:1])
-        split = split_at(net, region, probe, keep=names)
+        split = _split(net, region, probe, names)  # the region was checked above
         # the probe stimuli's frontier: from the split's verification pass, else computed when needed
         frontier = split.example_frontier
         if split.measured.get("layout") is None:  # the frontier's layout and the region's output, once per model state
@@ -766,7 +796,9 @@ def lesion_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence[
         # one probe pass downstream: bytes per lesioned row (measured once per model state and kind of pass)
         runner = _runner(split, linear_at, _Meter(names, 1) if names else None)
         probe_key = ("row_bytes", type(runner).__name__, None if linear_at is None else linear_at[0], tuple(names),
-                     lesions[0].method, len(lesions[0].units), probe.shape[0])
+                     lesions[0].method, len(lesions[0].units), probe.shape[0], return_logits)
+        if probe_key not in split.measured and not return_logits and isinstance(runner, _ShortcutRunner) and runner.decides_by_margin:
+            split.measured[probe_key] = runner.margin_pair_bytes()  # known without a probe pass
         if probe_key not in split.measured:
             frontier = frontier if frontier is not None else split.upstream(probe)
             with runner.active(net):
@@ -787,7 +819,8 @@ def lesion_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence[
         runner = _runner(split, linear_at, meter)
         try:
             for start in range(0, n, batch_size):
-                cache.write(start, split.upstream(x[start : start + batch_size].to(dev)))
+                stimuli = x[start : start + batch_size].to(dev)
+                cache.write(start, split.upstream(stimuli), stimuli)
             packs = [(i * pack, p) for i, p in enumerate(everything.split(pack))]
             predictions = torch.empty(n_lesion, n, dtype=torch.int64)
             intact = torch.empty(n, dtype=torch.int64)
@@ -802,16 +835,18 @@ def lesion_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence[
                             logits_all = torch.empty(n_lesion, n, logits.shape[1], dtype=logits.dtype)
                             intact_logits = torch.empty(n, logits.shape[1], dtype=logits.dtype)
                         intact_logits[start:stop] = logits.cpu()  # type: ignore[index]
-                    chunk_predictions = torch.empty(n_lesion, stop - start, dtype=torch.int64, device=dev)  # one copy back per chunk
+                    # written in place on the CPU; on a GPU, copied back once per chunk
+                    chunk_predictions = predictions[:, start:stop] if dev.type == "cpu" else torch.empty(n_lesion, stop - start, dtype=torch.int64, device=dev)
                     for first, p in packs:
                         m = len(p)
                         if logits_all is None:
-                            chunk_predictions[first : first + m] = runner.predictions(p)
+                            runner.predictions(p, out=chunk_predictions[first : first + m])
                             continue
                         logits = runner.run(p).reshape(m, stop - start, -1)
                         chunk_predictions[first : first + m] = logits.max(2).indices
                         logits_all[first : first + m, start:stop] = logits.cpu()
-                    predictions[:, start:stop] = chunk_predictions.cpu()
+                    if dev.type != "cpu":
+                        predictions[:, start:stop] = chunk_predictions.cpu()
         finally:
             cache.close()
     return LesionResult(predictions, intact, logits_all, intact_logits, split.kind, pack, chunk, "zarr" if cache.on_disk else "memory",
@@ -867,9 +902,10 @@ class _Runner(abc.ABC):
     def run(self, pack: LesionPack) -> torch.Tensor:
         """Logits of the chunk's stimuli under each lesion of ``pack``: (len(pack) * stimuli, class)."""
 
-    def predictions(self, pack: LesionPack) -> torch.Tensor:
-        """Predicted classes of the chunk's stimuli under each lesion of ``pack``: (len(pack), stimuli)."""
-        return self.run(pack).reshape(len(pack), self.stop_ - self.start_, -1).max(2).indices  # = argmax, faster
+    def predictions(self, pack: LesionPack, out: torch.Tensor) -> None:
+        """Write the predicted classes of the chunk's stimuli under each lesion of ``pack`` into
+        ``out``, int64 (len(pack), stimuli)."""
+        out.copy_(self.run(pack).reshape(len(pack), self.stop_ - self.start_, -1).max(2).indices)  # = argmax, faster
 
     def _begin(self, pack: LesionPack | None) -> None:
         if self.meter is not None:
@@ -993,8 +1029,8 @@ class _ShortcutRunner(_Runner):
         self.at = at
         self.layer: nn.Linear | nn.Conv2d = self.modules[at]  # type: ignore[assignment]
         self.capture = capture
-        #: the margin test's per-chunk values (winner, margin, weight spread), made on first use
-        self._readout: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        #: the margin test's per-chunk values (winner, margin, weight spread, weights by unit), made on first use
+        self._readout: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @contextmanager
     def active(self, net: nn.Module) -> Iterator[None]:
@@ -1005,25 +1041,34 @@ class _ShortcutRunner(_Runner):
         self._readout = None
         key = self.split.region_key
         assert key is not None
-        h = values[key]
-        # the region's output laid out to be read unit by unit: (unit, stimulus) for a linear
-        # region, (channel, stimulus, position) before Flatten, (stimulus, channel, y, x) before a conv
-        if h.ndim == 2:
-            self.by_unit = h.T.contiguous()
-        elif isinstance(self.layer, nn.Linear):
-            self.by_unit = h.reshape(h.shape[0], h.shape[1], -1).transpose(0, 1).contiguous()
-        else:
-            self.by_unit = h.contiguous()
+        h = self.h = values[key]
+        self._by_unit: torch.Tensor | None = None
         self._begin(None)
         out = h
         for i, module in enumerate(self.modules):
             out = module(out)
             if i == self.at:
                 self.z = out
-                out = out.clone()  # z serves every pack: the rest of the chain must not write into it
+                if i < len(self.modules) - 1:
+                    out = out.clone()  # z serves every pack: the rest of the chain must not write into it
             self._observe(i, out if i != self.at else self.z)
         self._end()
         return out
+
+    @property
+    def by_unit(self) -> torch.Tensor:
+        """The region's output laid out to be read unit by unit: (unit, stimulus) for a linear
+        region, (channel, stimulus, position) before Flatten, (stimulus, channel, y, x) before a
+        conv; made on first use in a chunk."""
+        if self._by_unit is None:
+            h = self.h
+            if h.ndim == 2:
+                self._by_unit = h.T.contiguous()
+            elif isinstance(self.layer, nn.Linear):
+                self._by_unit = h.reshape(h.shape[0], h.shape[1], -1).transpose(0, 1).contiguous()
+            else:
+                self._by_unit = h.contiguous()
+        return self._by_unit
 
     def run(self, pack: LesionPack) -> torch.Tensor:
         m, z, layer = len(pack), self.z, self.layer
@@ -1053,24 +1098,50 @@ class _ShortcutRunner(_Runner):
         self._end()
         return out
 
-    def predictions(self, pack: LesionPack) -> torch.Tensor:
-        if self.meter is not None or self.by_unit.ndim != 2 or self.at != len(self.modules) - 1 or not isinstance(self.layer, nn.Linear):
-            return super().predictions(pack)
-        z, weight, units = self.z, self.layer.weight, pack.channels
+    @property
+    def decides_by_margin(self) -> bool:
+        """Whether :meth:`predictions` uses the margin test: the linear layer is the readout, fed by
+        a (stimulus, unit) region, no downstream activity is measured, and it runs on the CPU in
+        float32 or float64 (in numpy: tens of thousands of small operations' worth of work, where
+        numpy's per-call cost is a fraction of torch's; on a GPU the logits are computed instead)."""
+        weight = self.layer.weight
+        return (self.meter is None and self.at == 0 == len(self.modules) - 1 and isinstance(self.layer, nn.Linear)
+                and weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.float64))
+
+    def margin_pair_bytes(self) -> int:
+        """Bytes :meth:`predictions` allocates per (lesion, stimulus) pair at most (every pair
+        undecided): the change and its bound (3 values), the undecided flag, the pair's flat
+        position, stimulus and lesion (3 int64), and its intact logits, new logits and winner."""
+        weight = self.layer.weight
+        return 3 * weight.element_size() + 1 + 3 * 8 + 2 * weight.shape[0] * weight.element_size() + 8
+
+    def predictions(self, pack: LesionPack, out: torch.Tensor) -> None:
+        if not self.decides_by_margin:
+            super().predictions(pack, out)
+            return
+        z = self.z.numpy()
         if self._readout is None:
-            top = z.topk(2, dim=1).values if z.shape[1] > 1 else torch.cat([z, torch.full_like(z, -torch.inf)], 1)
-            allowance = self.MARGIN_TOLERANCE * z.abs().amax().clamp_min(1.0)
-            # (stimulus,) winners and margins; (unit,) spread of each unit's readout weights
-            self._readout = (z.max(1).indices, top[:, 0] - top[:, 1] - allowance, weight.amax(0) - weight.amin(0))
-        winner, margin, spread = self._readout
-        change = pack.values.reshape(-1, 1) - self.by_unit[units]  # (lesion, stimulus)
-        undecided = change.abs() * spread[units].unsqueeze(1) >= margin.unsqueeze(0)
-        out = winner.unsqueeze(0).expand(len(pack), -1).clone()
-        lesion, stimulus = undecided.nonzero(as_tuple=True)
-        if len(lesion):
-            logits = torch.addcmul(z[stimulus], change[lesion, stimulus].unsqueeze(1), weight[:, units[lesion]].T)
-            out[lesion, stimulus] = logits.max(1).indices
-        return out
+            weight = self.layer.weight.numpy()
+            top2 = np.partition(z, -2, axis=1)[:, -2:] if z.shape[1] > 1 else np.concatenate([np.full_like(z, -np.inf), z], 1)
+            allowance = self.MARGIN_TOLERANCE * max(float(np.abs(z).max()), 1.0)
+            # (stimulus,) winners and margins; (unit,) spread of each unit's readout weights; (unit, class) weights
+            self._readout = (z.argmax(1), top2[:, 1] - top2[:, 0] - allowance, weight.max(0) - weight.min(0), np.ascontiguousarray(weight.T))
+        winner, margin, spread, by_unit_weight = self._readout
+        m = len(pack)
+        # (stimulus, lesion): each lesioned unit's output; a run of units is read as a slice
+        units = pack.channels.numpy() if pack.unit_run is None else np.arange(pack.unit_run, pack.unit_run + m)
+        h = self.h.numpy()[:, pack.unit_run : pack.unit_run + m] if pack.unit_run is not None else self.h.numpy()[:, units]
+        # its change under the lesion, and the largest move of any gap between two logits it makes
+        change = -h if pack.zero else pack.values.numpy().reshape(1, m) - h
+        bound = np.abs(change)
+        bound *= spread[units]
+        undecided = np.flatnonzero(bound >= margin[:, None])  # flat (stimulus, lesion) positions
+        predicted = out.numpy()
+        predicted[:] = winner
+        if len(undecided):
+            stimulus, lesion = np.divmod(undecided, m)
+            logits = z[stimulus] + change.reshape(-1)[undecided, None] * by_unit_weight[units[lesion]]
+            predicted[lesion, stimulus] = logits.argmax(1)
 
     def _observe(self, i: int, value: torch.Tensor) -> None:
         if self.meter is not None:
@@ -1093,7 +1164,7 @@ def _shortcut_position(split: Split, net: nn.Module, lesions: list[Lesion], shap
     # hooks on the model would not see what they see in a full forward
     if split.kind != "sequential" or not modules or any(m._forward_hooks or m._forward_pre_hooks for m in net.modules()):
         return None
-    if not all(len(lesion.units) == 1 and lesion.method in ("zero", "mean", "clamp") for lesion in lesions):
+    if not {lesion.method for lesion in lesions} <= {"zero", "mean", "clamp"} or set(map(len, (lesion.units for lesion in lesions))) != {1}:
         return None
     first = modules[0]
     if type(first) is nn.Linear and len(shape) == 1:
