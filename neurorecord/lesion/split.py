@@ -421,7 +421,7 @@ def _fingerprint(model: nn.Module) -> tuple[Any, ...]:
     from torch.nn.modules import module as torch_module
 
     modules, tensors = [], []
-    for m in model.modules():
+    for m in every_module(model):
         modules.append((id(m), type(m), m.training, tuple(m._forward_hooks), tuple(m._forward_pre_hooks), id(m.__dict__.get("forward"))))
         tensors.extend((id(t), t.shape, t.dtype, t.device) for t in itertools.chain(m._parameters.values(), m._buffers.values()) if t is not None)
     hooks = (tuple(torch_module._global_forward_hooks), tuple(torch_module._global_forward_pre_hooks))
@@ -435,8 +435,12 @@ _VERIFIED = _VerifiedSplits()
 
 
 def _check_region(model: nn.Module, region: str) -> None:
-    names = [n for n, _ in model.named_modules() if n]
-    if region not in names:
+    try:
+        found = bool(region) and model.get_submodule(region) is not None
+    except AttributeError:
+        found = False
+    if not found:
+        names = [n for n, _ in model.named_modules() if n]
         from ..record.regions import _unknown_region_message
 
         raise RegionError(_unknown_region_message(model, region, names, isinstance(model, torch.jit.ScriptModule)).replace("record.regions", "lesion.region", 1))
@@ -483,7 +487,20 @@ def _check_logits(output: Any) -> torch.Tensor:
 
 def _count_uses(model: nn.Module, region: str) -> int:
     target = _module(model, region)
-    return sum(1 for _, m in model.named_modules(remove_duplicate=False) if m is target)
+    return sum(1 for m in every_module(model) if m is target)
+
+
+def every_module(model: nn.Module) -> list[nn.Module]:
+    """Every module of ``model``, itself first, depth first, once per path that reaches it (as
+    ``named_modules(remove_duplicate=False)``, without the names; several times faster, which
+    counts in calls that take a millisecond)."""
+    out: list[nn.Module] = []
+    stack = [model]
+    while stack:
+        m = stack.pop()
+        out.append(m)
+        stack.extend(reversed([c for c in m._modules.values() if c is not None]))
+    return out
 
 
 def _verify(split: Split, model: nn.Module, example: torch.Tensor) -> None:

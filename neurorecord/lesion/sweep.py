@@ -63,7 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .downstream import DownstreamActivity, _Meter, check_downstream
-from .split import Split, _ByteCounter, _check_region, _flatten_chain, _split, memory_format
+from .split import Split, _ByteCounter, _check_region, _flatten_chain, _split, every_module, memory_format
 
 __all__ = [
     "Lesion",
@@ -429,7 +429,7 @@ def _session(model: nn.Module, device: str | torch.device) -> Iterator[tuple[nn.
     dev = torch.device(device)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", torch.cuda.current_device())
-    modes = [(m, m.training) for m in model.modules()]
+    modes = [(m, m.training) for m in every_module(model)]
     try:
         if any(training for _, training in modes):
             model.eval()
@@ -1162,7 +1162,7 @@ def _shortcut_position(split: Split, net: nn.Module, lesions: list[Lesion], shap
     modules = split.downstream_modules
     # the shortcut calls leaf modules directly and the linear layer on the intact output only:
     # hooks on the model would not see what they see in a full forward
-    if split.kind != "sequential" or not modules or any(m._forward_hooks or m._forward_pre_hooks for m in net.modules()):
+    if split.kind != "sequential" or not modules or any(m._forward_hooks or m._forward_pre_hooks for m in every_module(net)):
         return None
     if not {lesion.method for lesion in lesions} <= {"zero", "mean", "clamp"} or set(map(len, (lesion.units for lesion in lesions))) != {1}:
         return None
