@@ -71,9 +71,10 @@ def test_single_unit_effects_equal_obvious_loop(lesion_run):
     assert "all 1100 (lesion, class) tests" in ds.attrs["family"]
 
 
-def test_shortcut_entry_stores_the_same_correctness(write_protocol, tmp_path, lesion_run):
+def test_recomputing_entry_stores_the_same_correctness(write_protocol, tmp_path, lesion_run):
+    """``shortcut: false`` (every layer after the region recomputed) stores the obvious loop's correctness, like the default."""
     _, out, _ = lesion_run
-    text = DIGITS_MLP + "lesions:\n  - {name: fc3-single, region: fc3, evaluate: digits, n_boot: 0, shortcut: true}\n"
+    text = DIGITS_MLP + "lesions:\n  - {name: fc3-single, region: fc3, evaluate: digits, n_boot: 0, shortcut: false}\n"
     fast = neurorecord.run(write_protocol(text), tmp_path / "short", quiet=True)["lesions/fc3-single"].to_dataset().load()
     model = load_zoo_subject("digits-mlp").model
     x = torch.from_numpy(DigitsSet("digits", "test").images(np.arange(454)))

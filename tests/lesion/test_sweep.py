@@ -312,6 +312,18 @@ def test_readout_margin_test_decides_exactly(mlp, x, value):
         assert (slow != fast.intact_predictions).float().mean() > 0.05  # many winners do change
 
 
+def test_readout_margin_test_on_scattered_units_and_mixed_methods(mlp, x):
+    """Units in no order (gathered, not sliced), repeated, with mean and clamp lesions mixed in one pack."""
+    order = torch.randperm(100, generator=torch.Generator().manual_seed(3)).tolist()
+    means = unit_means(mlp, x, "fc3")
+    lesions = ([Lesion((u,), "clamp", value=20.0) for u in order[:40]] + [Lesion((u,), "mean") for u in order[40:70]]
+               + [Lesion((u,)) for u in order[70:]] + [Lesion((order[0],), "clamp", value=20.0)])
+    slow = obvious_predictions(mlp, x, "fc3", lesions, means=means)
+    fast = lesion_predictions(mlp, x, "fc3", lesions, means=means, pack_size=17)
+    assert fast.shortcut and torch.equal(fast.predictions, slow)
+    assert (slow != fast.intact_predictions).any()
+
+
 # ---------------------------------------------------------------- the model is left as found
 
 
