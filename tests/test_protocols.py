@@ -16,7 +16,8 @@ ALL = sorted(p.name for p in PROTOCOLS.glob("*.yaml"))
 
 
 def test_the_promised_protocols_exist():
-    assert {"digits.yaml", "orientation-tuning.yaml", "direction-tuning.yaml", "gabor-rf-mapping.yaml", "entry-point.yaml"} <= set(ALL)
+    assert {"digits.yaml", "orientation-tuning.yaml", "direction-tuning.yaml", "gabor-rf-mapping.yaml", "entry-point.yaml",
+            "lesion-study.yaml"} <= set(ALL)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -57,3 +58,20 @@ def test_gabor_rf_mapping_runs(tmp_path):
     rf = load_analysis(tmp_path / "out", "conv3", "rf-map")
     assert rf["mean"].dims == ("x", "y", "neuroid") and rf.sizes["x"] == rf.sizes["y"] == 9
     assert (load_analysis(tmp_path / "out", "conv3", "rf-x")["q"] < 0.05).sum() > 0
+
+
+def test_lesion_study_runs(tmp_path):
+    """The co-activation population's lesion hurts class 3 more than any of its 50 matched random
+    controls, while no single fc3 unit's lesion changes class-3 accuracy significantly."""
+    tree = neurorecord.run(PROTOCOLS / "lesion-study.yaml", tmp_path / "out", quiet=True)
+    population = tree["lesions/likes3"].to_dataset().load()
+    assert population.sizes["lesion"] == 51 and list(population["lesion_kind"].values).count("control") == 50
+    three = population.sel({"class": "3"})
+    assert float(three["delta_accuracy"][0]) < float(three["delta_accuracy"][1:].min())
+    assert float(three["control_percentile"][0]) == 0.0 and float(three["control_p"][0]) == pytest.approx(1 / 51)
+    single = tree["lesions/fc3-single"].to_dataset().load()
+    assert single.sizes["lesion"] == 100 and float(single["q"].sel({"class": "3"}).min()) >= 0.05
+    member = load_analysis(tmp_path / "out", "fc3", "likes-3")["member"].values
+    change = single["delta_accuracy"].sel({"class": "3"}).values
+    assert change[member].mean() < change[~member].mean()  # members matter more, one by one too, but none alone significantly
+    assert tree["lesions/fc2-single"].to_dataset()["unit_change"].sizes["neuroid"] == 110  # fc3 and out
