@@ -12,14 +12,15 @@ from tests.lesion.test_sweep import Skip, seeded
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device")
 
 
+@pytest.mark.parametrize("mixed", [False, True], ids=["single-units", "mixed"])
 @pytest.mark.parametrize("shortcut", [True, False], ids=["default", "recomputed"])
-@pytest.mark.parametrize("subject, region", [("mlp", "fc2"), ("mlp", "fc3"), ("cnn", "conv2"), ("skip", "relu1")])
-def test_cuda_sweep_matches_the_obvious_loop_on_the_cpu(request, x, subject, region, shortcut) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("subject, region, n_channel", [("mlp", "fc2", 100), ("mlp", "fc3", 100), ("cnn", "conv1", 16), ("skip", "relu1", 8)])
+def test_cuda_sweep_matches_the_obvious_loop_on_the_cpu(request, x, subject, region, n_channel, shortcut, mixed) -> None:  # type: ignore[no-untyped-def]
     model = seeded(Skip) if subject == "skip" else request.getfixturevalue(subject)
-    with torch.inference_mode():
-        n_channel = _channels(model, x[:1], region)
     means = unit_means(model, x, region)
-    lesions = single_unit_lesions(n_channel) + [Lesion((0, 1), "mean"), Lesion((2,), "noise", std=0.5), Lesion((1,), "clamp", value=0.3)]
+    lesions = single_unit_lesions(n_channel) + [Lesion((1,), "mean"), Lesion((2,), "clamp", value=0.3)]
+    if mixed:  # a group and a noise lesion: the shortcut does not apply
+        lesions += [Lesion((0, 1), "mean"), Lesion((2,), "noise", std=0.5)]
     fast = lesion_predictions(model, x, region, lesions, means=means, device="cuda", shortcut=shortcut, return_logits=True)
     slow, logits = obvious_predictions(model, x, region, lesions, means=means, return_logits=True)
     top2 = logits.topk(2, dim=2).values
@@ -27,13 +28,5 @@ def test_cuda_sweep_matches_the_obvious_loop_on_the_cpu(request, x, subject, reg
     assert torch.equal(fast.predictions[clear], slow[clear])
     torch.testing.assert_close(fast.logits, logits, rtol=1e-4, atol=1e-4)
     assert next(model.parameters()).device.type == "cpu"
+    assert fast.shortcut == (shortcut and not mixed and subject != "skip")
 
-
-def _channels(model: torch.nn.Module, x: torch.Tensor, region: str) -> int:
-    out: list[torch.Tensor] = []
-    handle = model.get_submodule(region).register_forward_hook(lambda m, i, o: out.append(o))
-    try:
-        model(x)
-    finally:
-        handle.remove()
-    return out[0].shape[1]
