@@ -27,9 +27,10 @@ over positions (the recording's ``reduce: mean`` neuroid). Neuroids are named
 ``<region>.<channel>``, as in a recording.
 
 :func:`~neurorecord.lesion.sweep.lesion_predictions` computes these in the same packed passes
-as the predictions (``downstream=[...]``), by forward hooks on the downstream regions (with
-``shortcut=True``, by reading them at their position in the chain): no extra forward pass. Each pass's sums are taken in the activity's dtype and accumulated in
-float64; only the sums are kept, so memory does not grow with the stimuli.
+as the predictions (``downstream=[...]``), by forward hooks on the downstream regions (where
+the linear shortcut runs, by reading them at their position in the chain): no extra forward
+pass. Each pass's sums are taken in the activity's dtype and accumulated in float64; only the
+sums are kept, so memory does not grow with the stimuli.
 """
 
 from __future__ import annotations
