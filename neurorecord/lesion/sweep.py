@@ -781,32 +781,13 @@ def lesion_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence[
         if names:
             check_downstream(net, region, names, probe[:1])
         split = _split(net, region, probe, names)  # the region was checked above
-        # the probe stimuli's frontier: from the split's verification pass, else computed when needed
-        frontier = split.example_frontier
-        if split.measured.get("layout") is None:  # the frontier's layout and the region's output, once per model state
-            frontier = frontier if frontier is not None else split.upstream(probe)
-            h = frontier[split.region_key] if split.region_key is not None else split.region_output(probe)
-            split.measured["layout"] = ({k: (tuple(v.shape[1:]), v.dtype, memory_format(v)) for k, v in frontier.items()},
-                                        sum(v[0].numel() * v.element_size() for v in frontier.values()), _sample_shape(region, h), h.dtype)
-        specs, frontier_bytes, shape, dtype = split.measured["layout"]
+        specs, frontier_bytes, shape, dtype = _layout(split, region, probe)
         upstream_bytes = split.upstream_bytes
         means_t = _check_lesions_against(lesions, region, shape, means)
         linear_at = _shortcut_position(split, net, lesions, shape, names) if shortcut else None
         everything = _pack(lesions, 0, shape, means_t, seed, dtype, dev)
-        # one probe pass downstream: bytes per lesioned row (measured once per model state and kind of pass)
-        runner = _runner(split, linear_at, _Meter(names, 1) if names else None)
-        probe_key = ("row_bytes", type(runner).__name__, None if linear_at is None else linear_at[0], tuple(names),
-                     lesions[0].method, len(lesions[0].units), probe.shape[0], return_logits)
-        if probe_key not in split.measured and not return_logits and isinstance(runner, _ShortcutRunner) and runner.decides_by_margin:
-            split.measured[probe_key] = runner.margin_pair_bytes()  # known without a probe pass
-        if probe_key not in split.measured:
-            frontier = frontier if frontier is not None else split.upstream(probe)
-            with runner.active(net):
-                runner.start(frontier, 0, probe.shape[0], 1)
-                with _ByteCounter() as counter:
-                    runner.run(everything.part(0, 1))
-            split.measured[probe_key] = math.ceil(counter.total / probe.shape[0]) + (frontier_bytes if runner.buffered else 0)
-        row_bytes = split.measured[probe_key]
+        row_bytes = _row_bytes(split, net, _runner(split, linear_at, _Meter(names, 1) if names else None), everything, probe,
+                               return_logits, (None if linear_at is None else linear_at[0], tuple(names)))
 
         available = _available_bytes(dev)
         host = available if dev.type == "cpu" else _available_bytes(torch.device("cpu"))
@@ -851,6 +832,40 @@ def lesion_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence[
             cache.close()
     return LesionResult(predictions, intact, logits_all, intact_logits, split.kind, pack, chunk, "zarr" if cache.on_disk else "memory",
                         linear_at is not None, row_bytes, frontier_bytes, batch_size, meter.result() if meter is not None else None)
+
+
+def _layout(split: Split, region: str, probe: torch.Tensor) -> tuple[dict[str, Any], int, tuple[int, ...], torch.dtype]:
+    """The frontier's layout (shape, dtype, memory format per value), its bytes per stimulus, and
+    the region's output shape and dtype per stimulus: measured on the probe stimuli once per
+    model state (kept in ``split.measured``)."""
+    if "layout" not in split.measured:
+        frontier = split.example_frontier if split.example_frontier is not None else split.upstream(probe)
+        h = frontier[split.region_key] if split.region_key is not None else split.region_output(probe)
+        split.measured["layout"] = ({k: (tuple(v.shape[1:]), v.dtype, memory_format(v)) for k, v in frontier.items()},
+                                    sum(v[0].numel() * v.element_size() for v in frontier.values()), _sample_shape(region, h), h.dtype)
+    return split.measured["layout"]
+
+
+def _row_bytes(split: Split, net: nn.Module, runner: _Runner, lesions: LesionPack, probe: torch.Tensor, return_logits: bool,
+               shortcut_key: tuple[Any, ...]) -> float:
+    """Bytes one (lesion, stimulus) row of a downstream pass allocates: measured on one probe pass
+    of the first lesion over the probe stimuli (every tensor a torch function returns, views
+    excluded), plus the row's copy of the frontier where the runner keeps one; bounded without a
+    pass where the margin test decides. Once per model state and kind of pass (kept in
+    ``split.measured``)."""
+    first = lesions.part(0, 1)
+    key = ("row_bytes", type(runner).__name__, shortcut_key, first.offsets[1], int(first.plain.all()), first.zero, probe.shape[0], return_logits)
+    if key not in split.measured:
+        if not return_logits and isinstance(runner, _ShortcutRunner) and runner.decides_by_margin:
+            split.measured[key] = runner.margin_pair_bytes()
+        else:
+            frontier = split.example_frontier if split.example_frontier is not None else split.upstream(probe)
+            with runner.active(net):
+                runner.start(frontier, 0, probe.shape[0], 1)
+                with _ByteCounter() as counter:
+                    runner.run(first)
+            split.measured[key] = math.ceil(counter.total / probe.shape[0]) + (split.measured["layout"][1] if runner.buffered else 0)
+    return split.measured[key]
 
 
 def _as_downstream(downstream: Any, caller: str) -> list[str]:
