@@ -14,7 +14,6 @@ activity under each lesion (:mod:`~neurorecord.lesion.downstream`), measured in 
 
 from __future__ import annotations
 
-import itertools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from ..record.regions import RegionTap
 from ..stimuli.base import StimulusSet
 from .downstream import DownstreamActivity, check_downstream
 from .stats import control_null, cross_entropy_loss, draw_controls, lesion_effects
-from .sweep import Lesion, lesion_predictions, unit_means
+from .sweep import Lesion, device_of, lesion_predictions, unit_means
 
 __all__ = ["BLOCK", "LESIONS_NODE", "LesionTargets", "check_lesion_downstream", "plan_lesions", "run_lesion_sweeps"]
 
@@ -86,7 +85,7 @@ def plan_lesions(spec: LesionSpec, index: int, protocol: Protocol, model: torch.
                  store: Path) -> LesionTargets:
     """Resolve an entry's ``units`` into lesions (and controls), checking unit indices and the
     ``downstream:`` regions."""
-    probe = x[:2].to(_device_of(model))
+    probe = x[:2].to(device_of(model))
     check_lesion_downstream(spec, index, model, probe)
     tap = RegionTap(model, [spec.region, *spec.downstream])
     try:
@@ -217,12 +216,6 @@ def run_lesion_sweeps(protocol: Protocol, model: torch.nn.Module, sets: list[Sti
         _save(store, spec.name, effects)
         done[spec.name] = -1
         save_progress()
-
-
-def _device_of(model: torch.nn.Module) -> torch.device:
-    """Where the model's parameters (or buffers) are; the CPU for a model without any."""
-    first = next(itertools.chain(model.parameters(), model.buffers()), None)
-    return first.device if first is not None else torch.device("cpu")
 
 
 def _effects(spec: LesionSpec, targets: LesionTargets, correct: np.ndarray, correct_intact: np.ndarray,

@@ -252,13 +252,7 @@ def _split(model: nn.Module, region: str, example: torch.Tensor | None, keep: Se
     builders = {"sequential": _sequential_split, "fx": partial(_fx_split, keep=tuple(keep))}
     key = None if example is None else (id(model), region, tuple(keep), tuple(example.shape[1:]), example.dtype, example.device)
     known = _VERIFIED.get(model, key)
-    if known is not None and known.kind != "full":
-        split = builders[known.kind](model, region, example)
-        split.upstream_bytes, split.measured = known.upstream_bytes, known.measured
-        return split
-    if known is not None:
-        reason = known.reason or ""
-    else:
+    if known is None:
         reasons: list[str] = []
         for kind, build in builders.items():
             try:
@@ -269,18 +263,20 @@ def _split(model: nn.Module, region: str, example: torch.Tensor | None, keep: Se
                 return split
             except _CannotSplit as exc:
                 reasons.append(str(exc))
-        reason = "; ".join(r for r in reasons if r)
-        _VERIFIED.put(model, key, _Verified("full", reason, 0.0, {}))
+        known = _Verified("full", "; ".join(r for r in reasons if r), 0.0, {})
+        if key is not None:
+            _VERIFIED.put(model, key, known)
+    elif known.kind != "full":  # checked before, for this model as it is now
+        split = builders[known.kind](model, region, example)
+        split.upstream_bytes, split.measured = known.upstream_bytes, known.measured
+        return split
     warnings.warn(
-        f"lesion: the model ({type(model).__name__}) cannot be split at region {region!r} ({reason}); "
+        f"lesion: the model ({type(model).__name__}) cannot be split at region {region!r} ({known.reason}); "
         "lesions will rerun the full network for every lesion",
         UnsplittableModelWarning,
         stacklevel=3,
     )
-    split = Split("full", region, None, reason=reason, model=model)
-    if known is not None:
-        split.measured = known.measured
-    return split
+    return Split("full", region, None, reason=known.reason, model=model, measured=known.measured)
 
 
 def downstream_regions(model: nn.Module, region: str, example: torch.Tensor) -> list[str]:
@@ -436,8 +432,8 @@ _VERIFIED = _VerifiedSplits()
 
 def _check_region(model: nn.Module, region: str) -> None:
     try:
-        found = bool(region) and model.get_submodule(region) is not None
-    except AttributeError:
+        found = bool(region) and isinstance(model.get_submodule(region), nn.Module)
+    except AttributeError:  # no such module (or a region that is not a str)
         found = False
     if not found:
         names = [n for n, _ in model.named_modules() if n]

@@ -139,14 +139,7 @@ def single_unit_lesions(n_unit: int, method: str = "zero", **options: Any) -> li
     >>> [lesion.units for lesion in single_unit_lesions(3)]
     [(0,), (1,), (2,)]
     """
-    template = Lesion((0,), method, **options)  # an unknown option fails here, once
-    fields = template.__dict__
-    lesions = []
-    for u in range(n_unit):  # copies of the template (a frozen dataclass's __init__ costs 3x as much; sweeps build thousands)
-        lesion = object.__new__(Lesion)
-        lesion.__dict__.update(fields, units=(u,))
-        lesions.append(lesion)
-    return lesions
+    return [Lesion((u,), method, **options) for u in range(n_unit)]
 
 
 @dataclass
@@ -433,15 +426,23 @@ def _session(model: nn.Module, device: str | torch.device) -> Iterator[tuple[nn.
     try:
         if any(training for _, training in modes):
             model.eval()
-        param = next(iter(model.parameters()), None)
-        here = param.device if param is not None else torch.device("cpu")
-        net = model if here == dev else copy.deepcopy(model).to(dev).eval()
+        net = model if device_of(model) == dev else copy.deepcopy(model).to(dev).eval()
         with torch.inference_mode():
             yield net, dev
     finally:
         for m, training in modes:
             if m.training != training:
                 m.training = training
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """Where the model's parameters (or buffers) are; the CPU for a model without any.
+
+    >>> device_of(nn.Linear(2, 2))
+    device(type='cpu')
+    """
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return first.device if first is not None else torch.device("cpu")
 
 
 #: seconds a reading of the host's available memory is reused (reading it costs ~0.1 ms, as much
@@ -784,8 +785,8 @@ def lesion_predictions(model: nn.Module, x: Any, region: str, lesions: Sequence[
         specs, frontier_bytes, shape, dtype = _layout(split, region, probe)
         upstream_bytes = split.upstream_bytes
         means_t = _check_lesions_against(lesions, region, shape, means)
-        linear_at = _shortcut_position(split, net, lesions, shape, names) if shortcut else None
         everything = _pack(lesions, 0, shape, means_t, seed, dtype, dev)
+        linear_at = _shortcut_position(split, net, everything, shape, names) if shortcut else None
         row_bytes = _row_bytes(split, net, _runner(split, linear_at, _Meter(names, 1) if names else None), everything, probe,
                                return_logits, (None if linear_at is None else linear_at[0], tuple(names)))
 
@@ -854,7 +855,7 @@ def _row_bytes(split: Split, net: nn.Module, runner: _Runner, lesions: LesionPac
     pass where the margin test decides. Once per model state and kind of pass (kept in
     ``split.measured``)."""
     first = lesions.part(0, 1)
-    key = ("row_bytes", type(runner).__name__, shortcut_key, first.offsets[1], int(first.plain.all()), first.zero, probe.shape[0], return_logits)
+    key = ("row_bytes", type(runner).__name__, shortcut_key, first.offsets[1], bool(first.noise), first.zero, probe.shape[0], return_logits)
     if key not in split.measured:
         if not return_logits and isinstance(runner, _ShortcutRunner) and runner.decides_by_margin:
             split.measured[key] = runner.margin_pair_bytes()
@@ -1142,14 +1143,15 @@ class _ShortcutRunner(_Runner):
             # (stimulus,) winners and margins; (unit,) spread of each unit's readout weights; (unit, class) weights
             self._readout = (z.argmax(1), top2[:, 1] - top2[:, 0] - allowance, weight.max(0) - weight.min(0), np.ascontiguousarray(weight.T))
         winner, margin, spread, by_unit_weight = self._readout
-        m = len(pack)
-        # (stimulus, lesion): each lesioned unit's output; a run of units is read as a slice
-        units = pack.channels.numpy() if pack.unit_run is None else np.arange(pack.unit_run, pack.unit_run + m)
-        h = self.h.numpy()[:, pack.unit_run : pack.unit_run + m] if pack.unit_run is not None else self.h.numpy()[:, units]
-        # its change under the lesion, and the largest move of any gap between two logits it makes
+        m, run = len(pack), pack.unit_run
+        units = pack.channels.numpy() if run is None else np.arange(run, run + m)
+        columns = units if run is None else slice(run, run + m)  # a run of units is read as a slice, not gathered
+        # (stimulus, lesion): each lesioned unit's output, its change under the lesion, and the
+        # largest move of any gap between two logits that change makes
+        h = self.h.numpy()[:, columns]
         change = -h if pack.zero else pack.values.numpy().reshape(1, m) - h
         bound = np.abs(change)
-        bound *= spread[units]
+        bound *= spread[columns]
         undecided = np.flatnonzero(bound >= margin[:, None])  # flat (stimulus, lesion) positions
         predicted = out.numpy()
         predicted[:] = winner
@@ -1170,7 +1172,7 @@ def _runner(split: Split, linear_at: tuple[int, dict[int, list[str]]] | None, me
     return _FullRunner(split, meter) if split.kind == "full" else _BufferRunner(split, meter)
 
 
-def _shortcut_position(split: Split, net: nn.Module, lesions: list[Lesion], shape: tuple[int, ...],
+def _shortcut_position(split: Split, net: nn.Module, lesions: LesionPack, shape: tuple[int, ...],
                        names: list[str]) -> tuple[int, dict[int, list[str]]] | None:
     """Where the shortcut applies: the position of the linear layer (Linear or Conv2d) in the
     downstream chain, and the position where each downstream region's output is read; else ``None``."""
@@ -1179,7 +1181,7 @@ def _shortcut_position(split: Split, net: nn.Module, lesions: list[Lesion], shap
     # hooks on the model would not see what they see in a full forward
     if split.kind != "sequential" or not modules or any(m._forward_hooks or m._forward_pre_hooks for m in every_module(net)):
         return None
-    if not {lesion.method for lesion in lesions} <= {"zero", "mean", "clamp"} or set(map(len, (lesion.units for lesion in lesions))) != {1}:
+    if lesions.noise or len(lesions.channels) != len(lesions):  # noise lesions, or lesions of several units
         return None
     first = modules[0]
     if type(first) is nn.Linear and len(shape) == 1:

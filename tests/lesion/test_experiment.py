@@ -38,6 +38,13 @@ analyses:
 
 
 @pytest.fixture(scope="module")
+def subject():
+    """The protocol's subject and evaluation set: (model, digits (454, 1, 8, 8), labels (454,))."""
+    digits = DigitsSet("digits", "test")
+    return load_zoo_subject("digits-mlp").model, torch.from_numpy(digits.images(np.arange(len(digits)))), digits.parameters()["label"]
+
+
+@pytest.fixture(scope="module")
 def lesion_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lesions")
     path = folder / "protocol.yaml"
@@ -46,13 +53,10 @@ def lesion_run(tmp_path_factory):
     return path, folder / "rec", tree
 
 
-def test_single_unit_effects_equal_obvious_loop(lesion_run):
+def test_single_unit_effects_equal_obvious_loop(lesion_run, subject):
     _, out, _ = lesion_run
     ds = xr.open_datatree(out, engine="zarr", consolidated=False)["lesions/fc2-single"].to_dataset().load()
-    model = load_zoo_subject("digits-mlp").model
-    digits = DigitsSet("digits", "test")
-    x = torch.from_numpy(digits.images(np.arange(len(digits))))
-    labels = digits.parameters()["label"]
+    model, x, labels = subject
     with torch.inference_mode():
         intact = model(x).argmax(1).numpy() == labels
     obvious = obvious_predictions(model, x, "fc2", [Lesion((u,)) for u in range(100)]).numpy() == labels[None]
@@ -71,24 +75,19 @@ def test_single_unit_effects_equal_obvious_loop(lesion_run):
     assert "all 1100 (lesion, class) tests" in ds.attrs["family"]
 
 
-def test_recomputing_entry_stores_the_same_correctness(write_protocol, tmp_path, lesion_run):
+def test_recomputing_entry_stores_the_same_correctness(write_protocol, tmp_path, subject):
     """``shortcut: false`` (every layer after the region recomputed) stores the obvious loop's correctness, like the default."""
-    _, out, _ = lesion_run
     text = DIGITS_MLP + "lesions:\n  - {name: fc3-single, region: fc3, evaluate: digits, n_boot: 0, shortcut: false}\n"
     fast = neurorecord.run(write_protocol(text), tmp_path / "short", quiet=True)["lesions/fc3-single"].to_dataset().load()
-    model = load_zoo_subject("digits-mlp").model
-    x = torch.from_numpy(DigitsSet("digits", "test").images(np.arange(454)))
+    model, x, labels = subject
     slow = obvious_predictions(model, x, "fc3", [Lesion((u,)) for u in range(100)]).numpy()
-    labels = DigitsSet("digits", "test").parameters()["label"]
     assert np.array_equal(fast["correct"].values, slow == labels[None, :])
 
 
-def test_downstream_activity_stored_equals_obvious_loop(lesion_run):
+def test_downstream_activity_stored_equals_obvious_loop(lesion_run, subject):
     _, out, _ = lesion_run
     ds = xr.open_datatree(out, engine="zarr", consolidated=False)["lesions/fc2-single"].to_dataset().load()
-    model = load_zoo_subject("digits-mlp").model
-    digits = DigitsSet("digits", "test")
-    x = torch.from_numpy(digits.images(np.arange(len(digits))))
+    model, x, _ = subject
     ref = obvious_downstream(model, x, "fc2", [Lesion((u,)) for u in range(100)], ["fc3", "out"])
     assert list(ds["downstream"].values) == ["fc3", "out"] and ds.attrs["downstream"] == ["fc3", "out"]
     assert ds["unit_change"].dims == ("lesion", "neuroid") and ds.sizes["neuroid"] == 110
