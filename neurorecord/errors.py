@@ -19,6 +19,7 @@ __all__ = [
     "StoreError",
     "IncompleteRecordingError",
     "InteropError",
+    "AnalysisError",
     "did_you_mean",
 ]
 
@@ -58,6 +59,11 @@ class StoreError(NeurorecordError):
 class InteropError(NeurorecordError):
     """Outside data cannot be converted: a missing or malformed file, Neo objects without the
     annotations a recording needs, an argument without units."""
+
+
+class AnalysisError(NeurorecordError, ValueError):
+    """An analysis was given data or arguments it cannot use (wrong dims, unknown coordinate,
+    a value out of range). A ``ValueError``, so code that catches bad arguments catches it."""
 
 
 class IncompleteRecordingError(StoreError):

@@ -20,7 +20,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from ..errors import NeurorecordError
+from ..errors import AnalysisError
 
 __all__ = ["AnalysisError", "Grouping", "check_activity", "grouping", "map_unit_blocks", "unit_dataset", "fdr", "BLOCK_BYTES"]
 
@@ -28,10 +28,6 @@ __all__ = ["AnalysisError", "Grouping", "check_activity", "grouping", "map_unit_
 BLOCK_BYTES = 16 * 2**20
 #: Target size (as float64) of the columns read at once from a dask-backed recording.
 GROUP_BYTES = 256 * 2**20
-
-
-class AnalysisError(NeurorecordError):
-    """An analysis was given data it cannot use (wrong dims, unknown coordinate, ...)."""
 
 
 def check_activity(activity: xr.DataArray, by: str | Sequence[str] | None = None) -> xr.DataArray:
