@@ -29,10 +29,10 @@ from .errors import (
     SubjectError,
 )
 from .protocol import Protocol, load_protocol
-from .record.store import open_recording
+from .store import open_recording
 
 if TYPE_CHECKING:
-    from .record.recorder import prepare, run
+    from .session import prepare, run
 
 try:
     __version__ = version("neurorecord")
@@ -66,7 +66,7 @@ def __getattr__(name: str) -> Any:
     """``run`` and ``prepare`` import torch: load them on first use, so that reading stores and
     analysing recordings (biological ones included) never needs torch."""
     if name in ("run", "prepare"):
-        from .record import recorder
+        from . import session
 
-        return getattr(recorder, name)
+        return getattr(session, name)
     raise AttributeError(f"module 'neurorecord' has no attribute {name!r}")

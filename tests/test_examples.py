@@ -46,7 +46,7 @@ def test_my_model_protocol_records(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["run", str(REPO / "protocols" / "entry-point.yaml"), "--out", str(out), "--quiet"]) == 0
     tree = neurorecord.open_recording(out)
     assert tree.attrs["regions"] == ["conv", "hidden"]
-    assert set(tree.children) == {"conv", "hidden"}
+    assert set(tree.children) == {"conv", "hidden", "behaviour"}
     assert tree["conv"]["activity"].shape == (454, 8)  # 8 channels, mean over space
     assert tree["hidden"]["activity"].shape == (454, 48)  # kwargs: {hidden: 48}
     assert tree.attrs["subject"]["source"]["entry_point"] == "my_model:build"

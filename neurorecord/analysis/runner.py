@@ -7,9 +7,7 @@ xarray (``xr.open_datatree(store, engine="zarr")["analyses/fc2/responsive"]``).
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -24,14 +22,11 @@ from ..protocol.schema import (
     UnitTestAnalysis,
     VonMisesAnalysis,
 )
-from ._units import AnalysisError
+from ..errors import AnalysisError, StoreError
+from ..store import ANALYSES_NODE, load_result_node, save_result_node
 from .populations import Population, define_population
 
 __all__ = ["compute_analysis", "select_time_window", "run_analyses", "save_analysis", "save_analysis_node", "load_analysis", "load_population", "ANALYSES_NODE"]
-
-#: Root node of the analysis results in a store.
-ANALYSES_NODE = "analyses"
-
 
 def compute_analysis(spec: BaseModel, activity: xr.DataArray, seed: int = 0) -> xr.Dataset:
     """Compute one protocol analysis entry on one region's activity (presentation x neuroid)."""
@@ -65,32 +60,25 @@ def compute_analysis(spec: BaseModel, activity: xr.DataArray, seed: int = 0) -> 
 
 def save_analysis(store: str | os.PathLike[str], region: str, name: str, result: xr.Dataset) -> None:
     """Write ``result`` into the store as ``analyses/<region>/<name>`` (replacing an older one)."""
-    save_analysis_node(store, f"{ANALYSES_NODE}/{region}/{name}", result)
+    save_result_node(store, f"{ANALYSES_NODE}/{region}/{name}", result)
 
 
-def save_analysis_node(store: str | os.PathLike[str], node: str, result: xr.Dataset) -> None:
-    """Write a result Dataset as the store node ``node`` (replacing whatever was there)."""
-    result = result.compute()
-    clean = result.copy()
-    clean.attrs = {k: _jsonable(v) for k, v in result.attrs.items()}
-    for var in list(clean.variables):
-        clean[var].attrs = {k: _jsonable(v) for k, v in clean[var].attrs.items()}
-        if clean[var].dtype.kind in "TU":  # numpy text -> object, which zarr stores as variable-length text
-            clean[var] = clean[var].astype(object)
-    clean = clean.drop_indexes([i for i in clean.indexes if i not in clean.dims])
-    clean.to_zarr(Path(store), group=node, mode="w", zarr_format=3, consolidated=False)
+#: The lesion stage writes its results through the same store function.
+save_analysis_node = save_result_node
 
 
 def load_analysis(store: str | os.PathLike[str] | xr.DataTree, region: str, name: str) -> xr.Dataset:
-    """Read ``analyses/<region>/<name>`` from a store (path or opened tree), loaded in memory."""
-    tree = store if isinstance(store, xr.DataTree) else xr.open_datatree(Path(store), engine="zarr", consolidated=False)
-    path = f"{ANALYSES_NODE}/{region}/{name}"
+    """Read ``analyses/<region>/<name>`` from a store (path or opened tree), loaded in memory.
+
+    Raises
+    ------
+    AnalysisError
+        No such analysis; the message lists those in the store.
+    """
     try:
-        node = tree[path]
-    except KeyError:
-        found = [n.path for n in tree.subtree if n.path.startswith(f"/{ANALYSES_NODE}/") and n.path.count("/") == 3]
-        raise AnalysisError(f"no analysis {path!r} in the store; analyses there: {', '.join(found) or 'none'}") from None
-    return node.to_dataset(inherit=False).load()
+        return load_result_node(store, f"{ANALYSES_NODE}/{region}/{name}")
+    except StoreError as exc:
+        raise AnalysisError(str(exc).replace("no result", "no analysis", 1)) from None
 
 
 def load_population(store: str | os.PathLike[str] | xr.DataTree, region: str, name: str) -> Population:
@@ -140,21 +128,3 @@ def select_time_window(activity: xr.DataArray, window: str | tuple[float, float]
             f"{float(activity['time_bin_end'].max()):g} ms"
         )
     return activity.isel(time_bin=np.flatnonzero(chosen))
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, float) and np.isnan(value):
-        return "nan"
-    try:
-        json.dumps(value)
-        return value
-    except TypeError:
-        return str(value)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 import yaml
 
-from ..record.store import not_a_store, read_run_state, root_attrs
+from ..store import BEHAVIOUR_NODE, not_a_store, read_run_state, root_attrs
 
 __all__ = ["describe_store"]
 
@@ -47,6 +48,8 @@ def describe_store(path: str | os.PathLike[str]) -> str:
         for dim in act.dims:
             names = sorted(c for c in ds.coords if ds.coords[c].dims == (dim,))
             lines.append(f"          {dim} coords: {', '.join(names)}")
+    if BEHAVIOUR_NODE in tree.children:
+        lines.append(_behaviour_line(tree[BEHAVIOUR_NODE].to_dataset(inherit=False)))
     if "analyses" in tree.children:
         regions = list(attrs.get("regions", []))
         nodes = [n for n in tree["analyses"].subtree if n.has_data]
@@ -72,3 +75,18 @@ def describe_store(path: str | os.PathLike[str]) -> str:
                 f"{float(overall.min()):+.2f} to {float(overall.max()):+.2f} pp; {n_sig} (lesion, class) tests with q < 0.05"
             )
     return "\n".join(lines)
+
+
+def _behaviour_line(ds: xr.Dataset) -> str:
+    """``behaviour``: output size and accuracy, overall and per stimulus set, on the presentations
+    that have a label (read from the store; unwritten presentations of an unfinished run skipped)."""
+    correct = ds["correct"].load()  # unwritten rows of an unfinished run read as NaN: not scored
+    text = f"behaviour {ds.sizes['output_unit']} output units; "
+    scored = correct.notnull()
+    if not bool(scored.any()):
+        return text + "no labelled presentations to score"
+    text += f"accuracy {float(correct.mean()):.4f} on {int(scored.sum())} labelled presentations"
+    if "stimulus_set" in ds.coords and len(set(ds["stimulus_set"].values.tolist())) > 1:
+        per = correct.groupby("stimulus_set").mean()
+        text += " (" + ", ".join(f"{k}: {float(v):.4f}" for k, v in zip(per["stimulus_set"].values, per.values) if np.isfinite(v)) + ")"
+    return text

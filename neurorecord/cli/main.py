@@ -18,7 +18,7 @@ __all__ = ["main"]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ..record import run
+    from ..session import run
 
     run(args.protocol, args.out, resume=args.resume, overwrite=args.overwrite, device=args.device, quiet=args.quiet)
     if not args.quiet:
@@ -27,7 +27,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from ..record import prepare
+    from ..session import prepare
     from .plan import estimate
 
     experiment = prepare(args.protocol, args.device)

@@ -1,7 +1,7 @@
 """What a run will cost, estimated from a prepared experiment: store size, peak memory, lesion work.
 
 ``neurorecord validate`` prints these lines after the plan. Every number comes from the
-:class:`~neurorecord.record.recorder.Experiment` (plan length, image shape, each region's output
+:class:`~neurorecord.session.Experiment` (plan length, image shape, each region's output
 shape and unit count, batch size), so nothing is recorded to compute it.
 
 >>> import neurorecord
@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from ..protocol.schema import EachUnits
-from ..record.recorder import Experiment
+from ..session import Experiment
 from ..record.regions import RegionTap
+from ..subjects.base import eval_mode
 
 __all__ = ["LesionWork", "PlanEstimate", "estimate", "format_bytes"]
 
@@ -124,12 +125,8 @@ def _units_of(exp: Experiment, region: str) -> int:
     """Units (channels) of a region's output: from its layout if recorded, else from one probe image."""
     if region in exp.layouts:
         return int(exp.layouts[region].output_shape[0])
-    tap = RegionTap(exp.subject.model, [region])
-    try:
-        with torch.inference_mode():
-            return int(tap(torch.from_numpy(exp.plan.images(0, 1)).to(exp.device))[region].shape[1])
-    finally:
-        tap.close()
+    with eval_mode(exp.subject.model), RegionTap(exp.subject.model, [region]) as tap, torch.inference_mode():
+        return int(tap(torch.from_numpy(exp.plan.images(0, 1)).to(exp.device))[region].shape[1])
 
 
 def estimate(exp: Experiment) -> PlanEstimate:

@@ -177,6 +177,11 @@ class RecordSpec(_Strict):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto (cuda if available), cpu, cuda or cuda:N.")
     variability: Variability | None = Field(None, description="Trial-to-trial variability (noise, jitter, dropout).")
     time: TimeSpec | None = Field(None, description="Time-resolved presentation (recurrent and sequence subjects).")
+    behaviour: bool = Field(
+        True,
+        description="Record the subject's own output per presentation (output vector, predicted class, and whether it is "
+        "correct where the stimuli have a label) in the store's 'behaviour' node; needs an output of shape (batch, classes).",
+    )
 
     @model_validator(mode="after")
     def _unique_regions(self) -> "RecordSpec":

@@ -1,31 +1,42 @@
-"""Recording: tapping regions, streaming activity to a zarr store, opening stores.
+"""Recording: tapping regions and streaming a presentation plan through the subject.
 
-``store`` (opening and describing stores) needs no torch; ``recorder``, ``regions`` and
-``plan`` do, and are imported on first use of their names.
+``regions`` (hooks that exist only inside a ``with`` block), ``plan`` (which stimulus at each
+presentation), ``trials`` (trial-to-trial variability) and ``stream`` (batches in order, to a
+writer) need torch and are imported on first use of their names. The store's I/O lives in
+:mod:`neurorecord.store`, the order of a run's stages in :mod:`neurorecord.session`.
 """
 
+import warnings
 from typing import Any
 
-from .store import RUN_ATTR, RunState, open_recording, read_run_state, root_attrs
-
 _LAZY = {
-    "ACTIVITY_CODEC": "recorder",
-    "Experiment": "recorder",
-    "prepare": "recorder",
-    "run": "recorder",
     "PresentationPlan": "plan",
     "RegionLayout": "regions",
     "RegionTap": "regions",
+    "check_regions": "regions",
     "reduce_output": "regions",
+    "reduce_time_output": "regions",
     "region_layout": "regions",
+    "TrialVariability": "trials",
+    "stream_batches": "stream",
+}
+#: Names that moved in 0.2 (kept, with a DeprecationWarning, for one release).
+_MOVED = {
+    "RUN_ATTR": "neurorecord.store", "RunState": "neurorecord.store", "open_recording": "neurorecord.store",
+    "read_run_state": "neurorecord.store", "root_attrs": "neurorecord.store", "ACTIVITY_CODEC": "neurorecord.store",
+    "Experiment": "neurorecord.session", "prepare": "neurorecord.session", "run": "neurorecord.session",
 }
 
-__all__ = ["RUN_ATTR", "RunState", "open_recording", "read_run_state", "root_attrs", *_LAZY]
+__all__ = list(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    if name in _MOVED:
+        warnings.warn(f"neurorecord.record.{name} moved to {_MOVED[name]}.{name}; the old name goes in the next release",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,6 +8,7 @@ the rest of the forward pass is skipped: nothing downstream of the deepest regio
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ from torch import nn
 
 from ..errors import RegionError, did_you_mean
 
-__all__ = ["RegionTap", "RegionLayout", "reduce_output", "reduce_time_output", "region_layout"]
+__all__ = ["RegionTap", "check_regions", "RegionLayout", "reduce_output", "reduce_time_output", "region_layout"]
 
 REDUCTIONS = ("mean", "max", "center", "none")
 
@@ -44,8 +45,37 @@ def _script_recordable(model: nn.Module) -> list[str]:
     return names
 
 
+def check_regions(model: nn.Module, regions: list[str]) -> None:
+    """Check that every name in ``regions`` can be tapped in ``model``; touches nothing.
+
+    Raises
+    ------
+    RegionError
+        ``record.regions: no region named ...``, with the closest name and the valid ones, and
+        ``loc`` pointing at the bad entry.
+
+    Examples
+    --------
+    >>> from neurorecord.subjects import digits_mlp
+    >>> check_regions(digits_mlp(), ["fc1", "fc9"])
+    Traceback (most recent call last):
+    ...
+    neurorecord.errors.RegionError: record.regions: no region named 'fc9' in the subject (did you mean 'fc3'?); valid regions: flatten, fc1, fc1.linear, ...
+    >>> check_regions(digits_mlp(), ["fc1", "fc3.relu"])
+    """
+    script = _is_script(model)
+    valid = _script_recordable(model) if script else [n for n, _ in model.named_modules() if n]
+    for i, region in enumerate(regions):
+        if region not in valid:
+            raise RegionError(_unknown_region_message(model, region, valid, script), loc=("record", "regions", i))
+
+
 class RegionTap:
-    """Capture named regions' outputs: ``tap(x) -> {region: tensor}``.
+    """Capture named regions' outputs while inside a ``with`` block: ``tap(x) -> {region: tensor}``.
+
+    The hooks exist only inside the ``with`` block: entering checks the names and registers
+    them, leaving removes them (also when the block raises), so the subject has the hooks it
+    had before. TorchScript modules take no hooks and are run child by child instead.
 
     Parameters
     ----------
@@ -58,33 +88,47 @@ class RegionTap:
     --------
     >>> import torch
     >>> from neurorecord.subjects import digits_mlp
-    >>> tap = RegionTap(digits_mlp().eval(), ["fc1", "fc2"])
-    >>> {k: tuple(v.shape) for k, v in tap(torch.zeros(3, 1, 8, 8)).items()}
-    {'fc1': (3, 100), 'fc2': (3, 100)}
+    >>> model = digits_mlp().eval()
+    >>> with RegionTap(model, ["fc1", "fc2"]) as tap:
+    ...     outputs = tap(torch.zeros(3, 1, 8, 8))
+    >>> {k: tuple(v.shape) for k, v in outputs.items()}, len(model.fc1._forward_hooks)
+    ({'fc1': (3, 100), 'fc2': (3, 100)}, 0)
     """
 
     def __init__(self, model: nn.Module, regions: list[str]) -> None:
         self.model = model
-        self.regions = list(regions)
-        self._script = _is_script(model)
-        valid = _script_recordable(model) if self._script else [n for n, _ in model.named_modules() if n]
-        for i, region in enumerate(self.regions):
-            if region not in valid:
-                raise RegionError(_unknown_region_message(model, region, valid, self._script), loc=("record", "regions", i))
+        self.regions = regions
+
+    def __enter__(self) -> "RegionTap":
+        self._regions = list(self.regions)
+        check_regions(self.model, self._regions)
+        self._script = _is_script(self.model)
         self._captured: dict[str, torch.Tensor] = {}
-        self._active = False
+        self._stop_early = True
         self.output_element: dict[str, int | None] = {}
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
         if not self._script:
-            modules = dict(model.named_modules())
-            self._handles = [modules[r].register_forward_hook(self._hook(r)) for r in self.regions]
+            try:
+                for region in self._regions:
+                    self._handles.append(self.model.get_submodule(region).register_forward_hook(self._hook(region)))
+            except BaseException:
+                self._remove()
+                raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._remove()
+
+    def _remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
     def _hook(self, region: str):
         def hook(module: nn.Module, inputs: object, output: object) -> None:
-            if not self._active:
-                return
             if region not in self._captured:
                 self._captured[region] = self._as_tensor(region, output)
-            if len(self._captured) == len(self.regions):
+            if self._stop_early and len(self._captured) == len(self._regions):
                 raise _StopForward
 
         return hook
@@ -102,39 +146,39 @@ class RegionTap:
         )
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The regions' outputs for input ``x``; the forward pass stops after the deepest region."""
+        return self._run(x, stop_early=True)[0]
+
+    def with_output(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], Any]:
+        """The regions' outputs and the subject's own output for ``x`` (the whole forward pass)."""
+        return self._run(x, stop_early=False)
+
+    def _run(self, x: torch.Tensor, stop_early: bool) -> tuple[dict[str, torch.Tensor], Any]:
+        if not hasattr(self, "_handles"):
+            raise RuntimeError("RegionTap records only inside a `with RegionTap(model, regions) as tap:` block")
         self._captured = {}
-        self._active = True
+        self._stop_early = stop_early
+        output = None
         try:
-            if self._script:
-                self._run_sequential(self.model, "", x)
-            else:
-                self.model(x)
+            output = self._run_sequential(self.model, "", x) if self._script else self.model(x)
         except _StopForward:
             pass
-        finally:
-            self._active = False
-        missing = [r for r in self.regions if r not in self._captured]
+        missing = [r for r in self._regions if r not in self._captured]
         if missing:
             raise RegionError(f"record.regions: region(s) {missing} were never called during the forward pass")
         captured, self._captured = self._captured, {}
-        return {r: captured[r] for r in self.regions}
+        return {r: captured[r] for r in self._regions}, output
 
     def _run_sequential(self, module: nn.Module, prefix: str, x: torch.Tensor) -> torch.Tensor:
         for name, child in module.named_children():
             full = prefix + name
-            wanted_inside = any(r.startswith(full + ".") and r not in self._captured for r in self.regions)
+            wanted_inside = any(r.startswith(full + ".") and r not in self._captured for r in self._regions)
             x = self._run_sequential(child, full + ".", x) if wanted_inside else child(x)
-            if full in self.regions and full not in self._captured:
+            if full in self._regions and full not in self._captured:
                 self._captured[full] = self._as_tensor(full, x)
-                if len(self._captured) == len(self.regions):
+                if self._stop_early and len(self._captured) == len(self._regions):
                     raise _StopForward
         return x
-
-    def close(self) -> None:
-        """Remove the hooks from the model."""
-        for h in getattr(self, "_handles", []):
-            h.remove()
-        self._handles = []
 
 
 def _unknown_region_message(model: nn.Module, region: str, valid: list[str], script: bool) -> str:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["Subject", "weight_sha256"]
+__all__ = ["Subject", "eval_mode", "weight_sha256"]
 
 
 def weight_sha256(model: nn.Module) -> str:
@@ -63,3 +65,27 @@ class Subject:
     def identity(self) -> dict[str, Any]:
         """Provenance record: name, source, weight hash, info (JSON-serialisable)."""
         return {"name": self.name, "source": dict(self.source), "weight_sha256": self.weight_sha256, "info": dict(self.info)}
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Every module in eval mode inside the block; each module's own train/eval flag restored after.
+
+    ``model.train(flag)`` would set one flag on every submodule; a subject whose submodules
+    differ (a frozen, eval-mode backbone in a training model) gets its own flags back.
+
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Linear(2, 2), nn.Dropout()); model[0].eval() and None
+    >>> with eval_mode(model):
+    ...     model[1].training
+    False
+    >>> model.training, model[0].training, model[1].training
+    (True, False, True)
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training

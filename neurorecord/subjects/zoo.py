@@ -181,7 +181,7 @@ ZOO: dict[str, ZooRecipe] = {
                             description="2-conv CNN on 1x8x8 digits"),
     "digits32-cnn": ZooRecipe("digits32_cnn", epochs=12, batch_size=32, learning_rate=2e-3, weight_decay=0.0, seed=0,
                               description="3-conv CNN on digits upsampled to 1x32x32 (bilinear)", inputs="digits32"),
-    "digits-gru": ZooRecipe("digits_gru", epochs=30, batch_size=32, learning_rate=3e-3, weight_decay=0.0, seed=0,
+    "digits-gru": ZooRecipe("digits_gru", epochs=40, batch_size=32, learning_rate=1e-3, weight_decay=0.0, seed=0,
                             description="GRU over 8x8 frames; reports the digit shown between onset and offset among blank frames",
                             inputs="sequence"),
 }

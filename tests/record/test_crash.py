@@ -15,7 +15,7 @@ import pytest
 
 import neurorecord
 from neurorecord.errors import IncompleteRecordingError
-from neurorecord.record import read_run_state
+from neurorecord.store import read_run_state
 from tests.helpers import DIGITS_MLP
 
 # 2,724 presentations in 43 batches of 64, three regions with full conv maps: long enough to be killed mid-way
@@ -54,12 +54,15 @@ def _run_and_kill(protocol: Path, out: Path, resume: bool, kill_when) -> tuple[s
 
 def _assert_same_store(a, b) -> None:
     assert set(a.children) == set(b.children)
-    for region in a.children:
+    for region in a.attrs["regions"]:
         da, db = a[region].to_dataset(), b[region].to_dataset()
         assert da["activity"].values.tobytes() == db["activity"].values.tobytes()
         assert not np.isnan(db["activity"].values).any()
         for name in da.coords:
             assert np.array_equal(da[name].values, db[name].values), name
+    ba, bb = a["behaviour"].to_dataset(), b["behaviour"].to_dataset()
+    for name in ("output", "predicted", "correct"):
+        assert ba[name].values.tobytes() == bb[name].values.tobytes(), name
 
 
 @pytest.mark.slow

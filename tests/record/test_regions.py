@@ -20,7 +20,8 @@ def cnn():
 def test_tap_matches_direct_module_calls(cnn):
     x = torch.rand(5, 1, 8, 8)
     with torch.inference_mode():
-        got = RegionTap(cnn, ["conv1", "conv2", "fc1"])(x)
+        with RegionTap(cnn, ["conv1", "conv2", "fc1"]) as tap:
+            got = tap(x)
         c1 = cnn.conv1(x)
         c2 = cnn.conv2(c1)
         f1 = cnn.fc1(cnn.flatten(cnn.pool(c2)))
@@ -30,17 +31,33 @@ def test_tap_matches_direct_module_calls(cnn):
 def test_tap_stops_after_deepest_region(cnn):
     calls = []
     cnn.out.register_forward_hook(lambda *a: calls.append("out"))
-    tap = RegionTap(cnn, ["conv1"])
-    tap(torch.rand(2, 1, 8, 8))
-    assert calls == []
-    tap.close()
+    with RegionTap(cnn, ["conv1"]) as tap:
+        tap(torch.rand(2, 1, 8, 8))
+        assert calls == []
+        _, output = tap.with_output(torch.rand(2, 1, 8, 8))  # the whole pass, for the subject's behaviour
+        assert calls == ["out"] and output.shape == (2, 10)
     cnn(torch.rand(2, 1, 8, 8))
-    assert calls == ["out"]
+    assert calls == ["out", "out"]
+
+
+def test_tap_hooks_exist_only_inside_the_block(cnn):
+    """The regression of the hooks a prepared experiment left on the subject: none before, none after, also after an error."""
+    tap = RegionTap(cnn, ["conv1", "fc1"])
+    assert not cnn.conv1._forward_hooks  # constructing stores the arguments, nothing more
+    with pytest.raises(RuntimeError, match="only inside a `with RegionTap"):
+        tap(torch.rand(2, 1, 8, 8))
+    with tap:
+        assert len(cnn.conv1._forward_hooks) == 1 and len(cnn.fc1._forward_hooks) == 1
+    assert not cnn.conv1._forward_hooks and not cnn.fc1._forward_hooks
+    with pytest.raises(RuntimeError, match="channels"), RegionTap(cnn, ["conv1", "fc1"]) as tap:
+        tap(torch.rand(2, 3, 8, 8))  # wrong channel count: the forward pass raises inside the block
+    assert not any(m._forward_hooks for m in cnn.modules())
 
 
 def test_unknown_region_lists_valid_names():
     with pytest.raises(RegionError, match=r"no region named 'fc4' in the subject \(did you mean 'fc3'\?\); valid regions: flatten, fc1, fc1.linear"):
-        RegionTap(digits_mlp(), ["fc1", "fc4"])
+        with RegionTap(digits_mlp(), ["fc1", "fc4"]):
+            pass
 
 
 @pytest.mark.parametrize("reduce", ["mean", "max", "center", "none"])
@@ -90,6 +107,6 @@ def test_tuple_outputs_record_first_element():
             return x * 2, x
 
     model = torch.nn.Sequential(torch.nn.Flatten(), Pair())
-    tap = RegionTap(model, ["1"])
-    out = tap(torch.ones(2, 1, 2, 2))
+    with RegionTap(model, ["1"]) as tap:
+        out = tap(torch.ones(2, 1, 2, 2))
     assert torch.equal(out["1"], torch.full((2, 4), 2.0)) and tap.output_element["1"] == 0

@@ -9,7 +9,8 @@ import xarray as xr
 
 import neurorecord
 from neurorecord.errors import IncompleteRecordingError, StoreError
-from neurorecord.record import PresentationPlan, read_run_state
+from neurorecord.record import PresentationPlan
+from neurorecord.store import read_run_state
 from neurorecord.stimuli import DigitsSet, load_digits_array
 from neurorecord.subjects import load_zoo_subject
 from tests.helpers import DIGITS_MLP
@@ -26,7 +27,7 @@ def digits_run(write_protocol, tmp_path):
 
 def test_store_layout_and_labels(digits_run):
     path, out, tree = digits_run
-    assert set(tree.children) == {"fc1", "fc2", "fc3"}
+    assert set(tree.children) == {"fc1", "fc2", "fc3", "behaviour"}
     test_set = DigitsSet("digits", "test")
     params = test_set.parameters()
     for region in ["fc1", "fc2", "fc3"]:
@@ -217,7 +218,7 @@ def test_stimulus_errors_name_file_and_field(write_protocol, tmp_path):
 def test_open_recording_gives_usable_labels(digits_run):
     """Regions in protocol order; coordinates in memory and indexed, so groupby/sel work directly."""
     _, _, tree = digits_run
-    assert list(tree.children) == ["fc1", "fc2", "fc3"]
+    assert list(tree.children) == ["fc1", "fc2", "fc3", "behaviour"]
     act = tree["fc2"]["activity"]
     assert act.chunks is not None  # the data stays lazy
     by_label = act.groupby("label").mean()
@@ -259,7 +260,7 @@ def test_integer_region_names(write_protocol, tmp_path):
     (tmp_path / "seq.py").write_text("from torch import nn\ndef build():\n    return nn.Sequential(nn.Flatten(), nn.Linear(64, 4), nn.ReLU())\n")
     text = DIGITS_MLP.replace("zoo: digits-mlp", "entry_point: 'seq:build'").replace("[fc1, fc2, fc3]", "[1, 2]")
     tree = neurorecord.run(write_protocol(text), tmp_path / "o", quiet=True)
-    assert list(tree.children) == ["1", "2"] and tree["2"]["neuroid_id"].values[0] == "2.0"
+    assert list(tree.children) == ["1", "2", "behaviour"] and tree["2"]["neuroid_id"].values[0] == "2.0"
 
 
 def test_concurrent_writer_is_refused(write_protocol, tmp_path):

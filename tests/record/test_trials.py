@@ -10,8 +10,8 @@ import zarr
 import neurorecord
 from neurorecord.errors import RegionError
 from neurorecord.protocol.schema import DropoutNoise, Variability
-from neurorecord.record import read_run_state
-from neurorecord.record.store import write_run_state
+from neurorecord.store import read_run_state
+from neurorecord.store import write_run_state
 from neurorecord.record.trials import TrialVariability
 from neurorecord.subjects import digits_mlp
 from tests.helpers import DIGITS_MLP

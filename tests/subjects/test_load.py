@@ -112,8 +112,10 @@ def test_torchscript_subject_records_sequential_regions(tmp_path):
     subject = build_subject(SubjectSpec(torchscript="m.ts"), tmp_path)
     x = torch.rand(7, 1, 8, 8)
     with torch.inference_mode():
-        got = RegionTap(subject.model, ["fc1", "fc2.linear", "fc3"])(x)
-        want = RegionTap(plain, ["fc1", "fc2.linear", "fc3"])(x)
+        with RegionTap(subject.model, ["fc1", "fc2.linear", "fc3"]) as tap:
+            got = tap(x)
+        with RegionTap(plain, ["fc1", "fc2.linear", "fc3"]) as tap:
+            want = tap(x)
     for name in want:
         assert torch.equal(got[name], want[name])
     assert subject.weight_sha256 == weight_sha256(plain)
@@ -133,8 +135,10 @@ def test_torchscript_region_inside_compiled_module_is_explained(tmp_path):
     torch.jit.save(torch.jit.script(model), tmp_path / "m.ts")
     subject = build_subject(SubjectSpec(torchscript="m.ts"), tmp_path)
     with pytest.raises(RegionError, match=r"'res.inner' is inside a compiled TorchScript module .* recordable regions: flat, res, out"):
-        RegionTap(subject.model, ["res.inner"])
-    assert set(RegionTap(subject.model, ["res"])(torch.rand(2, 1, 8, 8))) == {"res"}
+        with RegionTap(subject.model, ["res.inner"]):
+            pass
+    with RegionTap(subject.model, ["res"]) as tap:
+        assert set(tap(torch.rand(2, 1, 8, 8))) == {"res"}
 
 
 def test_bad_torchscript_file(tmp_path):

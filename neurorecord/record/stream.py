@@ -1,0 +1,135 @@
+"""Streaming a presentation plan through the subject: batches in order, activity out.
+
+:func:`stream_batches` runs the batches not yet done through the subject with the regions
+tapped (hooks only inside the call), reduces each region's output to what is stored, and hands
+each finished batch to a writer callback in a background thread, so writing overlaps the next
+forward pass. Two host buffers per region are reused (one being filled, one being written).
+Each batch seeds torch from ``(seed, batch)``, so a resumed run draws exactly what an
+uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..subjects.base import eval_mode
+from .plan import PresentationPlan
+from .regions import RegionTap, reduce_output, reduce_time_output
+from .trials import TrialVariability
+
+__all__ = ["BatchWriter", "stream_batches", "behaviour_of"]
+
+#: ``write(batch, start, stop, buffers)``: store rows ``start:stop`` from ``buffers[name][:stop - start]``.
+BatchWriter = Callable[[int, int, int, dict[str, np.ndarray]], None]
+
+
+def behaviour_of(output: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The subject's behaviour for one batch: its output vector and its choice (the argmax).
+
+    >>> import torch
+    >>> b = behaviour_of(torch.tensor([[0.1, 2.0, -1.0]]))
+    >>> b["predicted"].tolist(), b["output"].shape
+    ([1], torch.Size([1, 3]))
+    """
+    return {"output": output.float(), "predicted": output.argmax(dim=1)}
+
+
+def stream_batches(
+    model: nn.Module,
+    plan: PresentationPlan,
+    regions: dict[str, tuple[int, ...]],
+    reduce: str,
+    variability: TrialVariability,
+    device: torch.device,
+    seed: int,
+    batch_size: int,
+    first_batch: int,
+    write: BatchWriter,
+    behaviour: int | None = None,
+    quiet: bool = False,
+    desc: str = "recording",
+) -> None:
+    """Record the batches ``first_batch ..`` of ``plan``, handing each to ``write``.
+
+    Parameters
+    ----------
+    model
+        The subject's module; put in eval mode for the call and left as it was found (mode,
+        hooks, parameters), also when the call raises.
+    plan
+        The presentations, in order.
+    regions
+        Region name -> stored shape of one presentation (``(n_neuroid,)``, or
+        ``(n_neuroid, n_time_bin)`` when time-resolved).
+    reduce
+        How conv outputs are reduced over space (``record.reduce``).
+    variability
+        Trial-to-trial variability (jitter, input noise, dropout).
+    device
+        Where the subject runs.
+    seed
+        The protocol's seed; batch ``b`` seeds torch from ``(seed, b)``.
+    batch_size
+        Presentations per batch (the store's chunk length).
+    first_batch
+        The first batch not yet on disk.
+    write
+        Called (in a background thread) with ``(batch, start, stop, buffers)``; ``buffers`` holds
+        one array per region, and ``behaviour/output`` and ``behaviour/predicted`` when
+        ``behaviour`` is given.
+    behaviour
+        The number of output units of the subject when its behaviour is recorded (the whole
+        forward pass runs); None to stop each pass after the deepest region.
+    quiet
+        No progress bar.
+    desc
+        Progress bar label.
+    """
+    n = len(plan)
+    steps = plan.time.steps if plan.time is not None else None
+    buffers = [{r: np.zeros((batch_size, *shape), dtype=np.float32) for r, shape in regions.items()} for _ in range(2)]
+    if behaviour is not None:
+        for slot in buffers:
+            slot["behaviour/output"] = np.zeros((batch_size, behaviour), dtype=np.float32)
+            slot["behaviour/predicted"] = np.zeros(batch_size, dtype=np.int64)
+    pending: deque[Future[None]] = deque()
+    n_batches = -(-n // batch_size)
+    bar = tqdm(total=n, initial=min(first_batch * batch_size, n), unit="stim", desc=desc,
+               disable=quiet, file=sys.stderr, dynamic_ncols=True)
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurorecord-writer") as pool, eval_mode(model), \
+                torch.random.fork_rng(devices=cuda), variability.neural_noise(model), RegionTap(model, list(regions)) as tap:
+            for batch in range(first_batch, n_batches):
+                start, stop = batch * batch_size, min(n, (batch + 1) * batch_size)
+                torch.manual_seed(int(np.random.SeedSequence([seed, batch]).generate_state(1)[0]))
+                x = variability.apply(torch.from_numpy(plan.images(start, stop)).to(device), start)
+                with torch.inference_mode():
+                    if behaviour is None:
+                        outputs, result = tap(x), None
+                    else:
+                        outputs, result = tap.with_output(x)
+                    if len(pending) == 2:
+                        pending.popleft().result()
+                    slot = buffers[batch % 2]
+                    for region, output in outputs.items():
+                        stored = reduce_output(output, reduce) if steps is None else reduce_time_output(output, reduce, steps)
+                        torch.from_numpy(slot[region][: stop - start]).copy_(stored)
+                    if result is not None:
+                        for key, value in behaviour_of(result).items():
+                            torch.from_numpy(slot[f"behaviour/{key}"][: stop - start]).copy_(value)
+                del outputs, result
+                pending.append(pool.submit(write, batch, start, stop, slot))
+                bar.update(stop - start)
+            while pending:
+                pending.popleft().result()
+    finally:
+        bar.close()

@@ -1,0 +1,478 @@
+"""The run of a protocol: prepare (every check before any work), then the stages in order.
+
+This is the only module that knows the order of the stages::
+
+    creating -> recording -> analysing -> lesioning -> complete
+
+:func:`prepare` builds the subject and the stimulus sets and checks everything a protocol asks
+for against them (regions, analyses' coordinates and indices, lesion targets, behaviour) with
+one probe pass, so a protocol that ``neurorecord validate`` accepts does not fail later for a
+reason knowable before the run. :func:`run` then creates the store (:mod:`neurorecord.store`),
+streams the recording (:mod:`neurorecord.record`), runs the analyses (:mod:`neurorecord.analysis`)
+and the lesion sweeps (:mod:`neurorecord.lesion`), advancing the run state after each step, so a
+killed run resumes where it stopped. The subject is left as it was found: no hook, the same
+train/eval flags and parameters, after every stage and after an error.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import re
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from . import store
+from .errors import NeurorecordError, RegionError, SubjectError, did_you_mean
+from .protocol import Protocol, load_protocol
+from .record.plan import PresentationPlan
+from .record.regions import RegionLayout, RegionTap, check_regions, reduce_output, reduce_time_output, region_layout
+from .record.stream import stream_batches
+from .record.trials import TrialVariability
+from .stimuli import build_stimulus_sets
+from .subjects import Subject, build_subject
+from .subjects.base import eval_mode
+
+__all__ = ["Experiment", "prepare", "run"]
+
+_PACKAGES = ("neurorecord", "torch", "numpy", "xarray", "zarr", "dask", "scipy", "scikit-learn", "pydantic", "pyyaml")
+
+
+@dataclass
+class Experiment:
+    """A protocol made concrete: subject, presentation plan, device, region layouts, behaviour.
+
+    ``n_outputs`` is the number of the subject's output units when its behaviour is recorded
+    (``record.behaviour``), else None.
+    """
+
+    protocol: Protocol
+    subject: Subject
+    plan: PresentationPlan
+    device: torch.device
+    layouts: dict[str, RegionLayout]
+    variability: TrialVariability
+    n_outputs: int | None = None
+
+    @property
+    def time_steps(self) -> int | None:
+        """Time steps per presentation (None: not time-resolved)."""
+        return None if self.plan.time is None else self.plan.time.steps
+
+    def summary(self) -> str:
+        """Human-readable plan: presentations, trials and time, regions with unit counts and activity size."""
+        rec = self.protocol.record
+        lines = [
+            f"protocol {self.protocol.name} (sha256 {self.protocol.sha256[:12]})",
+            f"subject  {self.subject.name}  weights {self.subject.weight_sha256[:12]}",
+            f"stimuli  {', '.join(f'{s.name} ({len(s)})' for s in self.plan.sets)}; image {self.plan.image_shape}",
+            f"presentations {len(self.plan)} = {self.plan.n_stimuli} stimuli x {self.plan.repetitions} repetitions; "
+            f"batch {rec.batch_size}; device {self.device}",
+        ]
+        if rec.time is not None:
+            t = rec.time
+            lines.append(f"time     {t.steps} steps of {t.step_ms:g} ms; stimulus on steps {t.onset}..{t.offset - 1}, blank {t.blank:g} otherwise")
+        if self.variability.active:
+            v = rec.variability
+            parts = [f"input noise s.d. {v.input_noise:g}"] if v.input_noise else []
+            parts += [f"jitter up to {v.jitter} px"] if v.jitter else []
+            parts += [f"dropout p={v.dropout.p:g} in {v.dropout.region}"] if v.dropout else []
+            lines.append(f"trials   {', '.join(parts)}")
+        for layout in self.layouts.values():
+            nbytes = 4 * len(self.plan) * layout.n_neuroid * (self.time_steps or 1)
+            how = f" (reduce: {layout.reduce})" if len(layout.output_shape) > 1 else ""
+            lines.append(
+                f"region   {layout.region:<16} {layout.module_type:<12} output {layout.output_shape} -> "
+                f"{layout.n_neuroid} neuroids{how}, {nbytes / 1e6:.1f} MB"
+            )
+        if self.n_outputs is not None:
+            lines.append(f"behaviour {self.n_outputs} output units per presentation, predicted class, correct where labelled")
+        return "\n".join(lines)
+
+
+def _resolve_device(name: str, field: str) -> torch.device:
+    """``auto`` -> cuda if available, else cpu; ``field`` names where ``name`` came from, for errors."""
+    loc = ("record", "device") if field == "record.device" else None
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        raise NeurorecordError(f"{field}: expected auto, cpu, cuda or cuda:N, found {name!r}", loc=loc)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise NeurorecordError(f"{field}: {name!r} asked for, but torch sees no CUDA device; use 'cpu' or 'auto'", loc=loc)
+    return device
+
+
+def prepare(protocol: Protocol | str | os.PathLike[str], device: str | None = None) -> Experiment:
+    """Check everything that can be checked before recording, and build the experiment.
+
+    Builds the subject and the stimulus sets, checks the regions exist, the analyses' and
+    lesions' entries against the stimuli and the subject, and runs one probe batch of two
+    stimuli to learn each region's output shape and the subject's output. The subject is left
+    with no hook and its own train/eval flags.
+
+    Parameters
+    ----------
+    protocol
+        A :class:`~neurorecord.protocol.Protocol` or the path of a protocol file.
+    device
+        ``auto``, ``cpu`` or ``cuda[:N]``; overrides ``record.device``.
+
+    Returns
+    -------
+    Experiment
+
+    Raises
+    ------
+    NeurorecordError
+        Anything the protocol asks for that the subject or the stimuli cannot give, prefixed
+        with ``file:line:col`` of the protocol entry.
+
+    Examples
+    --------
+    >>> import neurorecord
+    >>> exp = prepare(neurorecord.default_protocol_path())
+    >>> len(exp.plan), {r: l.n_neuroid for r, l in exp.layouts.items()}, exp.n_outputs
+    (454, {'fc1': 100, 'fc2': 100, 'fc3': 100}, 10)
+    """
+    if not isinstance(protocol, Protocol):
+        protocol = load_protocol(protocol)
+    try:
+        return _prepare(protocol, device)
+    except NeurorecordError as exc:
+        if exc.loc is None or str(exc).startswith(str(protocol.path)):
+            raise
+        raise type(exc)(f"{protocol.where(*exc.loc)}: {exc}", loc=exc.loc) from None
+
+
+def _prepare(protocol: Protocol, device: str | None) -> Experiment:
+    rec = protocol.record
+    dev = _resolve_device(device, "--device") if device else _resolve_device(rec.device, "record.device")
+    try:
+        subject = build_subject(protocol.subject, protocol.folder)
+    except SubjectError as exc:
+        spec = protocol.subject
+        field = "state_dict" if "subject.state_dict" in str(exc) else next(
+            k for k in ("zoo", "entry_point", "torchscript") if getattr(spec, k) is not None
+        )
+        exc.loc = ("subject", field)
+        raise
+    subject.model.to(dev)
+    plan = PresentationPlan(build_stimulus_sets(protocol), rec.repetitions, rec.time)
+    variability = TrialVariability(rec.variability, protocol.seed, len(plan))
+    variability.check_region(subject.model)
+    if rec.time is not None and protocol.lesions:
+        raise NeurorecordError(
+            "lesions: lesion sweeps score one prediction per stimulus and are not available for time-resolved "
+            "recordings (record.time); record the lesioned network's activity instead, or drop record.time",
+            loc=("lesions",),
+        )
+    _check_analyses(protocol, plan)
+    check_regions(subject.model, rec.regions)
+    probe = torch.from_numpy(plan.images(0, min(2, len(plan)))).to(dev)
+    for i, lesion in enumerate(protocol.lesions):
+        _check_lesion(i, lesion, subject, plan, probe)
+    with eval_mode(subject.model), RegionTap(subject.model, rec.regions) as tap, torch.inference_mode():
+        try:
+            outputs, result = tap.with_output(probe)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise SubjectError(
+                f"subject {subject.name!r} failed on the stimuli (images of shape {tuple(probe.shape[1:])}): "
+                f"{type(exc).__name__}: {detail}"
+                + ("" if rec.time is None else
+                   f"; with record.time the subject receives (batch, steps={rec.time.steps}, channels, height, width): "
+                   "is it a recurrent or sequence model (such as zoo digits-gru)?"),
+                loc=("subject",),
+            ) from None
+        output_element = dict(tap.output_element)
+    for i, r in enumerate(rec.regions):
+        try:
+            if rec.time is None:
+                reduce_output(outputs[r], rec.reduce)
+            else:
+                reduce_time_output(outputs[r], rec.reduce, rec.time.steps)
+        except RegionError as exc:
+            exc.loc = ("record", "regions", i)
+            raise
+    n_outputs = _check_behaviour(result, len(probe)) if rec.behaviour else None
+    # a time-resolved region's units are laid out like one time step's output
+    layouts = {
+        r: region_layout(r, subject.model.get_submodule(r), outputs[r] if rec.time is None else outputs[r][:, 0], rec.reduce,
+                         output_element.get(r))
+        for r in rec.regions
+    }
+    return Experiment(protocol, subject, plan, dev, layouts, variability, n_outputs)
+
+
+def _check_behaviour(result: Any, n: int) -> int:
+    """The number of output units, if the subject's output can be recorded as behaviour."""
+    if not isinstance(result, torch.Tensor) or result.ndim != 2 or result.shape[0] != n:
+        found = f"shape {tuple(result.shape)}" if isinstance(result, torch.Tensor) else f"a {type(result).__name__}"
+        raise NeurorecordError(
+            f"record.behaviour: the subject's output is recorded as behaviour, which needs a tensor of shape (batch, classes); "
+            f"found {found}; set record.behaviour: false to record without it",
+            loc=("record",),
+        )
+    return int(result.shape[1])
+
+
+def _check_analyses(protocol: Protocol, plan: PresentationPlan) -> None:
+    """Every ``analyses:`` entry's coordinates exist, and whatever it needs of them holds."""
+    if not protocol.analyses:
+        return
+    names = plan.coord_names()
+    for i, analysis in enumerate(protocol.analyses):
+        for j, by in enumerate([analysis.by] if isinstance(analysis.by, str) else analysis.by):
+            if by not in names:
+                raise NeurorecordError(
+                    f"analyses[{i}].by: {by!r} is not a presentation coordinate of these stimuli"
+                    f"{did_you_mean(by, names)}; coordinates: {', '.join(sorted(names))}",
+                    loc=("analyses", i, "by") if isinstance(analysis.by, str) else ("analyses", i, "by", j),
+                )
+
+
+def _check_lesion(i: int, lesion: Any, subject: Subject, plan: PresentationPlan, probe: torch.Tensor) -> None:
+    """Check a ``lesions:`` entry against the subject and stimuli before any work starts."""
+    try:
+        check_regions(subject.model, [lesion.region])
+    except RegionError as exc:
+        raise RegionError(str(exc).replace("record.regions:", f"lesions[{i}].region:"), loc=("lesions", i, "region")) from None
+    with eval_mode(subject.model), RegionTap(subject.model, [lesion.region]) as tap, torch.inference_mode():
+        n_units = int(tap(probe)[lesion.region].shape[1])
+    listed = lesion.units if isinstance(lesion.units, list) else getattr(lesion.units, "each", [])
+    bad = [u for u in listed if not 0 <= u < n_units]
+    if bad:
+        raise NeurorecordError(
+            f"lesions[{i}].units: unit {bad[0]} does not exist in {lesion.region}, whose units are 0..{n_units - 1}",
+            loc=("lesions", i, "units"),
+        )
+    if lesion.downstream:
+        from .lesion.experiment import check_lesion_downstream
+
+        check_lesion_downstream(lesion, i, subject.model, probe)
+    evaluated = next(s for s in plan.sets if s.name == lesion.evaluate)
+    if "label" not in evaluated.parameters():
+        raise NeurorecordError(
+            f"lesions[{i}].evaluate: stimulus set {lesion.evaluate!r} has no 'label' coordinate to score predictions against",
+            loc=("lesions", i, "evaluate"),
+        )
+
+
+def run(
+    protocol: Protocol | str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    resume: bool = False,
+    overwrite: bool = False,
+    device: str | None = None,
+    quiet: bool = False,
+) -> xr.DataTree:
+    """Run a protocol: record every region into a zarr store at ``out``, then its analyses and lesions.
+
+    Parameters
+    ----------
+    protocol
+        A :class:`~neurorecord.protocol.Protocol` or the path of a protocol file.
+    out
+        Folder of the store (created). A folder holding another run is refused.
+    resume
+        Continue an interrupted run of the same protocol in ``out`` (a no-op if it is complete).
+    overwrite
+        Replace a neurorecord store already in ``out``.
+    device
+        ``auto``, ``cpu`` or ``cuda[:N]``; overrides ``record.device``.
+    quiet
+        No progress bar.
+
+    Returns
+    -------
+    xarray.DataTree
+        The finished recording, opened lazily (see :func:`~neurorecord.store.open_recording`).
+
+    Raises
+    ------
+    NeurorecordError
+        The protocol, the subject, the stimuli or ``out`` cannot be used (before anything is
+        written or deleted).
+
+    Examples
+    --------
+    >>> import neurorecord, tempfile
+    >>> tree = neurorecord.run(neurorecord.default_protocol_path(), tempfile.mkdtemp() + "/run", quiet=True)
+    >>> tree.attrs["regions"], tree["fc2"]["activity"].attrs["units"]
+    (['fc1', 'fc2', 'fc3'], 'a.u.')
+    >>> float(tree["behaviour"]["correct"].mean()) > 0.9
+    True
+    """
+    if not isinstance(protocol, Protocol):
+        protocol = load_protocol(protocol)
+    out = Path(out)
+    store.check_output(out, protocol.name, protocol.sha256, resume, overwrite)
+    state = store.read_run_state(out)
+    if resume and state is not None and state.complete:
+        return store.open_recording(out)
+    exp = prepare(protocol, device)  # everything is checked before anything is deleted or written
+    rec = protocol.record
+    n_batches = -(-len(exp.plan) // rec.batch_size)
+    out.mkdir(parents=True, exist_ok=True)
+    with store.exclusive(out):
+        state = store.read_run_state(out)  # another process may have moved it on meanwhile
+        if state is None or state.stage == "creating" or overwrite:
+            state = store.RunState(protocol.name, protocol.sha256, "creating", len(exp.plan), rec.batch_size, n_batches, 0)
+            group = store.create_store(out, _provenance(exp), state)
+            _create_nodes(out, exp)
+            state.stage = "recording"
+            store.write_run_state(group, state)
+        elif state.presentations != len(exp.plan) or state.batch_size != rec.batch_size:
+            raise store.StoreError(
+                f"{out}: cannot resume: the store was planned for {state.presentations} presentations in batches of "
+                f"{state.batch_size}, the protocol now gives {len(exp.plan)} in batches of {rec.batch_size} "
+                "(did a stimulus file change?); use --overwrite"
+            )
+        else:
+            group = store.open_writable(out)
+        if state.stage == "recording":
+            _record(group, exp, state, quiet)
+            state.stage = "analysing"
+            store.write_run_state(group, state)
+        if state.stage == "analysing":
+            _analyse(out, exp, quiet)
+            state.stage = "lesioning"
+            store.write_run_state(group, state)
+        if state.stage == "lesioning":
+            if protocol.lesions:
+                from .lesion.experiment import run_lesion_sweeps
+
+                run_lesion_sweeps(protocol, exp.subject.model, exp.plan.sets, exp.device, out,
+                                  state.lesions_done, lambda: store.write_run_state(group, state), quiet)
+            state.stage = "complete"
+            group.attrs.update({"complete": True, "finished": _now(), store.RUN_ATTR: asdict(state)})
+    return store.open_recording(out)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _provenance(exp: Experiment) -> dict[str, Any]:
+    p = exp.protocol
+    return {
+        "neurorecord_format": 1,
+        "protocol_name": p.name,
+        "protocol_text": p.text,
+        "protocol_sha256": p.sha256,
+        "protocol_path": str(p.path) if p.path else "",
+        "seed": p.seed,
+        "subject": exp.subject.identity(),
+        "subject_weight_sha256": exp.subject.weight_sha256,
+        "device": str(exp.device),
+        "torch_threads": torch.get_num_threads(),
+        "packages": store.package_versions(_PACKAGES),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "created": _now(),
+        "complete": False,
+        "regions": list(exp.layouts),
+        "behaviour": exp.n_outputs is not None,
+        "presentations": len(exp.plan),
+        "stimulus_sets": [s.describe() for s in exp.plan.sets],
+    }
+
+
+def _create_nodes(out: Path, exp: Experiment) -> None:
+    """One node per region (coordinates, attributes, unwritten ``activity``), and ``behaviour``."""
+    rec = exp.protocol.record
+    n = len(exp.plan)
+    plan_coords = exp.plan.coords()
+    pres = {k: ("presentation", v) for k, v in {**plan_coords, **exp.variability.coords()}.items()}
+    times = {k: ("time_bin", v) for k, v in exp.plan.time_coords().items()}
+    if times:
+        times["time_bin_start"] += ({"units": "ms", "long_name": "bin start after stimulus onset"},)
+        times["time_bin_end"] += ({"units": "ms", "long_name": "bin end after stimulus onset"},)
+    for region, layout in exp.layouts.items():
+        dims: tuple[str, ...] = ("presentation", "neuroid") + (("time_bin",) if times else ())
+        shape = (n, layout.n_neuroid) + ((exp.time_steps,) if times else ())
+        attrs = {
+            "units": "a.u.",
+            "long_name": f"activity of {region}",
+            "description": "output of the region's module for each presentation"
+            + ("" if layout.reduce == "none" or len(layout.output_shape) == 1 else f", {layout.reduce} over space"),
+        }
+        store.create_node(
+            out, region, {"activity": (dims, shape, np.float32, attrs)},
+            coords={**pres, **{k: ("neuroid", v) for k, v in layout.coords.items()}, **times},
+            attrs={"region": region, "module_type": layout.module_type, "output_shape": list(layout.output_shape),
+                   "reduce": layout.reduce, "output_element": -1 if layout.output_element is None else layout.output_element},
+            chunk_rows=rec.batch_size,
+        )
+    if exp.n_outputs is not None:
+        labelled = "label" in plan_coords
+        store.create_node(
+            out, store.BEHAVIOUR_NODE,
+            {
+                "output": (("presentation", "output_unit"), (n, exp.n_outputs), np.float32,
+                           {"units": "a.u.", "long_name": "subject's output (logits)"}),
+                "predicted": (("presentation",), (n,), np.int64, {"long_name": "predicted class (argmax of the output)"}),
+                "correct": (("presentation",), (n,), np.float32,
+                            {"long_name": "predicted class equals the label (1 or 0; NaN where the stimulus has no label)"}),
+            },
+            coords={**pres, "output_unit": ("output_unit", np.arange(exp.n_outputs, dtype=np.int64))},
+            attrs={"description": "the subject's own output for each presentation, recorded with its activity",
+                   "labelled": labelled},
+            chunk_rows=rec.batch_size,
+        )
+
+
+def _record(group: Any, exp: Experiment, state: store.RunState, quiet: bool) -> None:
+    """Record the batches not yet done, advancing the run state after each."""
+    rec = exp.protocol.record
+    steps = (exp.time_steps,) if exp.time_steps else ()
+    shapes = {r: (lay.n_neuroid, *steps) for r, lay in exp.layouts.items()}
+    names = [f"{r}/activity" for r in exp.layouts]
+    labels = None
+    if exp.n_outputs is not None:
+        names += [f"{store.BEHAVIOUR_NODE}/{v}" for v in ("output", "predicted", "correct")]
+        labels = _numeric_labels(exp.plan.coords().get("label"), len(exp.plan))
+    arrays = store.row_writer(group, names)
+
+    def write(batch: int, start: int, stop: int, buffers: dict[str, np.ndarray]) -> None:
+        for name, array in arrays.items():
+            if name == f"{store.BEHAVIOUR_NODE}/correct":
+                label = labels[start:stop]
+                predicted = buffers[f"{store.BEHAVIOUR_NODE}/predicted"][: stop - start]
+                array[start:stop] = np.where(np.isnan(label), np.nan, predicted == label).astype(np.float32)
+            else:
+                array[start:stop] = buffers[name.removesuffix("/activity")][: stop - start]
+        state.batches_done = batch + 1
+        store.write_run_state(group, state)
+
+    stream_batches(exp.subject.model, exp.plan, shapes, rec.reduce, exp.variability, exp.device, exp.protocol.seed,
+                   rec.batch_size, state.batches_done, write, behaviour=exp.n_outputs, quiet=quiet,
+                   desc=f"recording {exp.protocol.name}")
+
+
+def _numeric_labels(label: np.ndarray | None, n: int) -> np.ndarray:
+    """Class labels (numeric ``label`` coordinate) as float: NaN where a presentation has none.
+    Text labels are not class indices, so their presentations are not scored."""
+    if label is None or np.asarray(label).dtype.kind not in "biuf":
+        return np.full(n, np.nan)
+    return np.asarray(label, dtype=np.float64)
+
+
+def _analyse(out: Path, exp: Experiment, quiet: bool) -> None:
+    """Run the protocol's ``analyses:`` on the recorded store (re-run whole after an interruption)."""
+    if not exp.protocol.analyses:
+        return
+    from .analysis.runner import run_analyses
+
+    tree = store.open_recording(out, allow_incomplete=True)
+    for path in run_analyses(exp.protocol, tree, out):
+        if not quiet:
+            print(f"analysis written: {path}", file=sys.stderr)

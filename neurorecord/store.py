@@ -1,0 +1,364 @@
+"""The recording store: a zarr (v3) folder holding an ``xarray.DataTree``; all store I/O is here.
+
+Layout: the root node carries provenance attributes; each recorded region is a child node
+whose Dataset holds ``activity`` (``presentation x neuroid``, float32, chunked along
+``presentation``) with the presentation and neuroid coordinates; ``behaviour`` holds the
+subject's own output per presentation; results live under ``analyses/<region>/<name>`` and
+``lesions/<name>``. The root attribute ``run`` tracks the run: which protocol made it, how many
+batches are written, and whether it is complete. zarr replaces ``zarr.json`` atomically (write to
+a temporary file, then rename), so a killed run always leaves a state that ``--resume`` can trust.
+
+This module needs no torch: stores of biological recordings are read and analysed without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.codecs import BloscCodec
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
+from .errors import IncompleteRecordingError, StoreError
+
+__all__ = [
+    "ACTIVITY_CODEC",
+    "ANALYSES_NODE",
+    "BEHAVIOUR_NODE",
+    "LESIONS_NODE",
+    "RUN_ATTR",
+    "RunState",
+    "check_output",
+    "create_store",
+    "create_node",
+    "exclusive",
+    "index_labels",
+    "load_result_node",
+    "not_a_store",
+    "open_recording",
+    "open_writable",
+    "package_versions",
+    "read_run_state",
+    "root_attrs",
+    "save_result_node",
+    "write_run_state",
+]
+
+#: Root attribute holding the :class:`RunState`.
+RUN_ATTR = "run"
+#: Root node of the analysis results (``analyses/<region>/<name>``).
+ANALYSES_NODE = "analyses"
+#: Root node of the lesion results (``lesions/<name>``).
+LESIONS_NODE = "lesions"
+#: Node of the subject's own output per presentation.
+BEHAVIOUR_NODE = "behaviour"
+#: Codec of ``activity`` chunks: LZ4 through Blosc with bit shuffle at level 1, chosen for write
+#: speed (benchmarks/record_overhead.py); rectified activity is full of zeros and still compresses.
+ACTIVITY_CODEC = BloscCodec(cname="lz4", clevel=1, shuffle="bitshuffle")
+
+
+@dataclass
+class RunState:
+    """Progress of a run, as kept in the root attribute ``run``.
+
+    ``stage`` is ``creating`` (store skeleton being written), ``recording``, ``analysing``
+    (the protocol's ``analyses:`` being run), ``lesioning`` (its ``lesions:``; ``lesions_done``
+    counts each sweep's finished lesions, -1 once its results are written) or ``complete``; ``batches_done`` batches of ``batch_size`` presentations are on disk.
+    """
+
+    protocol_name: str
+    protocol_sha256: str
+    stage: str
+    presentations: int = 0
+    batch_size: int = 0
+    batches_total: int = 0
+    batches_done: int = 0
+    lesions_done: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return self.stage == "complete"
+
+    def describe(self) -> str:
+        if self.complete:
+            return f"complete ({self.presentations} presentations)"
+        return (
+            f"INCOMPLETE: stage {self.stage!r}, {self.batches_done} of {self.batches_total} batches written "
+            f"({min(self.batches_done * self.batch_size, self.presentations)} of {self.presentations} presentations); "
+            "finish it with `neurorecord run PROTOCOL --out DIR --resume`"
+        )
+
+
+def read_run_state(path: str | os.PathLike[str]) -> RunState | None:
+    """The run state of a store folder, or None if the folder is not a neurorecord store."""
+    file = Path(path) / "zarr.json"
+    if not file.is_file():
+        return None
+    try:
+        attrs = json.loads(file.read_text()).get("attributes", {})
+        return RunState(**attrs[RUN_ATTR]) if RUN_ATTR in attrs else None
+    except (ValueError, TypeError) as exc:
+        raise StoreError(f"{file}: unreadable run state ({exc})") from None
+
+
+def write_run_state(group: zarr.Group, state: RunState) -> None:
+    """Record the run state in the root group's attributes (zarr writes ``zarr.json`` atomically)."""
+    group.attrs.update({RUN_ATTR: asdict(state)})
+
+
+def not_a_store(path: Path) -> StoreError:
+    """The error for a folder that holds no neurorecord store."""
+    what = "does not exist" if not path.exists() else f"is not a neurorecord store (no zarr.json with a '{RUN_ATTR}' attribute)"
+    return StoreError(f"{path}: {what}")
+
+
+def open_recording(path: str | os.PathLike[str], allow_incomplete: bool = False) -> xr.DataTree:
+    """Open a recording lazily (dask-backed) as an ``xarray.DataTree``.
+
+    Parameters
+    ----------
+    path
+        The folder given to ``neurorecord run --out``.
+    allow_incomplete
+        Open a store whose run did not finish; unwritten presentations read as NaN.
+
+    Returns
+    -------
+    xarray.DataTree
+        One child per region (in protocol order), each with ``activity`` (presentation x
+        neuroid, dask-backed) and its coordinates (loaded in memory; ``stimulus_id`` and
+        ``neuroid_id`` are indexed, so ``.sel(neuroid_id="fc1.3")`` works); provenance in the
+        root's ``attrs``.
+
+    Raises
+    ------
+    StoreError
+        ``path`` is not a neurorecord store.
+    IncompleteRecordingError
+        The run was interrupted and ``allow_incomplete`` is False.
+
+    Examples
+    --------
+    >>> import neurorecord, tempfile
+    >>> out = tempfile.mkdtemp() + "/digits"
+    >>> _ = neurorecord.run(neurorecord.default_protocol_path(), out, quiet=True)
+    >>> tree = neurorecord.open_recording(out)
+    >>> tree["fc1"]["activity"].dims, tree["fc1"]["activity"].shape
+    (('presentation', 'neuroid'), (454, 100))
+    """
+    path = Path(path)
+    state = read_run_state(path)
+    if state is None:
+        raise not_a_store(path)
+    if state.stage == "creating":
+        raise IncompleteRecordingError(f"{path}: the store skeleton was never finished; re-run with --resume")
+    if not state.complete and not allow_incomplete:
+        raise IncompleteRecordingError(f"{path}: recording is {state.describe()}; or open it with allow_incomplete=True")
+    tree = xr.open_datatree(path, engine="zarr", chunks={}, consolidated=False)
+    regions = [r for r in [*tree.attrs.get("regions", []), BEHAVIOUR_NODE] if r in tree.children]
+    order = {f"/{r}": i for i, r in enumerate(regions)}
+    nodes = sorted(tree.subtree, key=lambda node: (order.get("/" + node.path.strip("/").split("/")[0], len(order)), node.path))
+    return xr.DataTree.from_dict({node.path: _with_loaded_coords(node.to_dataset(inherit=False)) for node in nodes})
+
+
+def _with_loaded_coords(ds: xr.Dataset) -> xr.Dataset:
+    """Coordinates in memory (they are small) and label indexes, so groupby/sel work directly."""
+    return index_labels(ds.assign_coords({name: _plain_strings(ds[name].variable.load()) for name in ds.coords}))
+
+
+def index_labels(ds: xr.Dataset) -> xr.Dataset:
+    """Index ``stimulus_id`` and ``neuroid_id`` so that ``.sel(neuroid_id="fc1.3")`` works."""
+    for label in ("stimulus_id", "neuroid_id"):
+        if label in ds.coords and ds[label].ndim == 1 and ds[label].dims[0] not in ds.indexes:
+            ds = ds.set_xindex(label)
+    return ds
+
+
+def package_versions(names: tuple[str, ...]) -> dict[str, str]:
+    """Installed versions of ``names`` (``"not installed"`` for a missing one), for provenance."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def _plain_strings(variable: xr.Variable) -> xr.Variable:
+    """Text as object arrays of ``str`` (xarray's usual form) rather than numpy's ``StringDType``."""
+    return variable.astype(object) if variable.dtype.kind == "T" else variable
+
+
+def root_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The root node's attributes (provenance), read without opening any array."""
+    return dict(zarr.open_group(Path(path), mode="r").attrs)
+
+
+# ------------------------------------------------------------------ writing a run's store
+
+
+def check_output(out: Path, protocol_name: str, protocol_sha256: str, resume: bool, overwrite: bool) -> None:
+    """Refuse an output folder a run must not write into, before any work starts.
+
+    A folder may be new or empty; otherwise it must hold a neurorecord store: of the same
+    protocol to ``resume``, of any protocol to ``overwrite``.
+
+    Raises
+    ------
+    StoreError
+        ``out`` is a file; holds other files; holds a different run (without ``overwrite``);
+        holds this run complete or unfinished (without ``resume``/``overwrite``).
+    """
+    if out.exists() and not out.is_dir():
+        raise StoreError(f"{out}: --out must be a folder, found a file")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    state = read_run_state(out)
+    if state is None:
+        raise StoreError(
+            f"{out}: output folder is not empty and holds no neurorecord recording (no zarr.json with a '{RUN_ATTR}' attribute); "
+            "neurorecord will not write into or delete it: choose another --out"
+        )
+    if overwrite:
+        return
+    if state.protocol_sha256 != protocol_sha256:
+        raise StoreError(
+            f"{out}: output folder already holds a different run (protocol {state.protocol_name!r}, sha256 "
+            f"{state.protocol_sha256[:12]}; this protocol {protocol_name!r} has sha256 {protocol_sha256[:12]}); "
+            "use --overwrite to replace it, or another --out"
+        )
+    if resume:
+        return
+    if state.complete:
+        raise StoreError(f"{out}: already holds a complete recording of this protocol; use --overwrite to record it again")
+    raise StoreError(f"{out}: holds an unfinished recording of this protocol ({state.describe()}); use --resume or --overwrite")
+
+
+@contextmanager
+def exclusive(out: Path) -> Iterator[None]:
+    """Hold an advisory lock on the store folder, so two processes never write one store."""
+    if fcntl is None:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(f"{out}: another neurorecord process is writing this store; wait for it to end or stop it") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def create_store(out: Path, attributes: dict[str, Any], state: RunState) -> zarr.Group:
+    """Empty ``out`` and create the root group with its provenance ``attributes`` and run ``state``."""
+    for entry in out.iterdir():
+        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    return zarr.open_group(out, mode="w", zarr_format=3, attributes={**attributes, RUN_ATTR: asdict(state)})
+
+
+def open_writable(out: Path) -> zarr.Group:
+    """The root group of an existing store, for a run to continue writing."""
+    return zarr.open_group(out, mode="r+")
+
+
+def create_node(out: Path, node: str, variables: dict[str, tuple[tuple[str, ...], tuple[int, ...], Any, dict[str, Any]]],
+                coords: dict[str, tuple], attrs: dict[str, Any], chunk_rows: int) -> None:
+    """Write node ``node``'s skeleton: every coordinate and attribute, and unwritten data variables.
+
+    ``variables`` maps a name to ``(dims, shape, dtype, attrs)``, ``presentation`` first; each
+    is chunked ``chunk_rows`` presentations at a time (whole along every other dim), compressed
+    with :data:`ACTIVITY_CODEC` when float, and filled later through :func:`row_writer`.
+    """
+    lazy, encoding = {}, {}
+    for name, (dims, shape, dtype, var_attrs) in variables.items():
+        chunks = (min(chunk_rows, shape[0]), *shape[1:])
+        lazy[name] = xr.Variable(dims, da.zeros(shape, chunks=chunks, dtype=dtype), attrs=var_attrs)
+        encoding[name] = {"chunks": chunks, **({"compressors": [ACTIVITY_CODEC]} if np.dtype(dtype).kind == "f" else {})}
+    ds = xr.Dataset(lazy, coords=coords, attrs=attrs)
+    ds.to_zarr(out, group=node, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding)
+
+
+def row_writer(group: zarr.Group, arrays: list[str]) -> dict[str, zarr.Array]:
+    """The named arrays of a store (``"fc1/activity"``), ready for row writes of whole chunks."""
+    # every chunk gets real data, so skip zarr's scan of each chunk for "all fill value"
+    return {name: group[name].with_config({"write_empty_chunks": True}) for name in arrays}
+
+
+def save_result_node(store: str | os.PathLike[str], node: str, result: xr.Dataset) -> None:
+    """Write a result Dataset as the store node ``node`` (replacing whatever was there).
+
+    Attributes are made JSON-serialisable (numpy scalars and arrays to lists, NaN to ``"nan"``).
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, xarray as xr
+    >>> folder = tempfile.mkdtemp()
+    >>> save_result_node(folder, "analyses/fc1/mean", xr.Dataset({"m": ("neuroid", np.ones(3))}, attrs={"n": np.int64(3)}))
+    >>> load_result_node(folder, "analyses/fc1/mean").attrs["n"]
+    3
+    """
+    result = result.compute()
+    clean = result.copy()
+    clean.attrs = {k: _jsonable(v) for k, v in result.attrs.items()}
+    for var in list(clean.variables):
+        clean[var].attrs = {k: _jsonable(v) for k, v in clean[var].attrs.items()}
+        if clean[var].dtype.kind in "TU":  # numpy text -> object, which zarr stores as variable-length text
+            clean[var] = clean[var].astype(object)
+    clean = clean.drop_indexes([i for i in clean.indexes if i not in clean.dims])
+    clean.to_zarr(Path(store), group=node, mode="w", zarr_format=3, consolidated=False)
+
+
+def load_result_node(store: str | os.PathLike[str] | xr.DataTree, node: str) -> xr.Dataset:
+    """Read the result node ``node`` from a store (path or opened tree), loaded in memory.
+
+    Raises
+    ------
+    StoreError
+        No such node; the message lists the result nodes under the same root.
+    """
+    tree = store if isinstance(store, xr.DataTree) else xr.open_datatree(Path(store), engine="zarr", consolidated=False)
+    try:
+        found = tree[node]
+    except KeyError:
+        root = node.split("/")[0]
+        depth = node.count("/") + 1
+        listed = [n.path.lstrip("/") for n in tree.subtree if n.path.lstrip("/").startswith(root + "/")
+                  and n.path.strip("/").count("/") + 1 == depth]
+        raise StoreError(f"no result {node!r} in the store; results there: {', '.join(listed) or 'none'}") from None
+    return found.to_dataset(inherit=False).load()
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, float) and np.isnan(value):
+        return "nan"
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        return str(value)
