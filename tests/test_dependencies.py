@@ -22,3 +22,71 @@ print("torch" in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+#: The layers, lowest first: a module may import its own layer and those below, never one above.
+#: cli -> session -> (record, lesion, analysis, interop) -> (store, stimuli, subjects, protocol) -> (errors, _validation)
+LAYERS = [
+    {"errors", "_validation"},
+    {"store", "stimuli", "subjects", "protocol"},
+    {"record", "lesion", "analysis", "interop"},
+    {"session"},
+    {"cli"},
+]
+#: Torch-free packages: they must not import the torch side even sideways.
+TORCH_FREE = {"analysis", "store", "protocol", "errors", "_validation"}
+TORCH_SIDE = {"record", "lesion", "subjects", "session"}
+
+
+def _package_of(name: str) -> str | None:
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "neurorecord" else None
+
+
+def _imports(path) -> set[str]:
+    """neurorecord packages imported by a file (absolute or relative imports, at any depth)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    here = path.relative_to(REPO).with_suffix("").parts  # ("neurorecord", "lesion", "sweep")
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = list(here[: len(here) - node.level]) if path.name != "__init__.py" else list(here[: len(here) - node.level + 1])
+                module = ".".join(base + ([node.module] if node.module else []))
+                names = [module] + [f"{module}.{a.name}" for a in node.names]
+            else:
+                names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        for name in names:
+            package = _package_of(name)
+            if package is not None and ((REPO / "neurorecord" / package).is_dir() or (REPO / "neurorecord" / f"{package}.py").exists()):
+                found.add(package)
+    return found
+
+
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_imports_run_one_way() -> None:
+    level = {package: i for i, layer in enumerate(LAYERS) for package in layer}
+    wrong = []
+    for path in sorted((REPO / "neurorecord").rglob("*.py")):
+        rel = path.relative_to(REPO / "neurorecord").parts
+        own = rel[0].removesuffix(".py")
+        if own == "__init__":
+            continue  # the package root re-exports the public API lazily
+        for target in _imports(path) - {own}:
+            if target not in level or own not in level:
+                continue
+            if level[target] > level[own]:
+                wrong.append(f"{path.relative_to(REPO)} imports neurorecord.{target} (a higher layer)")
+            if own in TORCH_FREE and target in TORCH_SIDE:
+                wrong.append(f"{path.relative_to(REPO)} imports neurorecord.{target} (needs torch)")
+    assert not wrong, "\n".join(wrong)
