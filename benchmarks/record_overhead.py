@@ -6,8 +6,9 @@ Measured in one run, on the same inputs and in the same batches:
   float32 inputs of 3x32x32 read from a ``.npy`` file (5,000 by default). Recorded: the three
   conv blocks ``block1``, ``block2``, ``block3``, once with ``reduce: mean`` (one value per
   channel) and once with ``reduce: none`` (full conv maps: 14,336 neuroids per stimulus, about
-  287 MB for 5,000 stimuli). The recorder skips what lies downstream of its deepest region, here
-  the classifier: about 2 % of the forward pass.
+  287 MB for 5,000 stimuli). The subject's behaviour (its output per presentation, the store's
+  ``behaviour`` node) is recorded too, as by default, so the whole network runs, as in the
+  baseline; with ``record.behaviour: false`` the recorder stops after its deepest region.
 * **digits MLP** (the zoo's ``digits-mlp``) on the 454 test digits presented 20 times, recording
   ``fc1``, ``fc2``, ``fc3``. Its forward pass takes milliseconds, so its ratio measures
   neurorecord's fixed costs (protocol, subject, probe batch, store) rather than any throughput.
@@ -60,7 +61,7 @@ import yaml
 from torch import nn
 
 import neurorecord
-from neurorecord.record import recorder
+from neurorecord import session
 from neurorecord.stimuli.digits import digits_split, load_digits_array
 from neurorecord.subjects import load_zoo_subject
 from vgg import vgg_small  # benchmarks/ is on sys.path when this file runs as a script
@@ -151,21 +152,21 @@ def folder_bytes(folder: Path) -> int:
 
 def record(protocol: Path, out: Path) -> Recording:
     """Time ``neurorecord.run`` into a fresh folder (deleted afterwards), and its batch loop alone
-    (by wrapping the private ``recorder._record_batches`` for the duration of the call)."""
+    (by wrapping the private ``session._record`` for the duration of the call)."""
     loop_s: list[float] = []
-    record_batches = recorder._record_batches
+    record_batches = session._record
 
     def timed_record_batches(*args: Any, **kwargs: Any) -> None:
         loop_s.append(timed(lambda: record_batches(*args, **kwargs)))
 
-    recorder._record_batches = timed_record_batches
+    session._record = timed_record_batches
     try:
         start = time.perf_counter()
         tree = neurorecord.run(protocol, out, quiet=True)
         total_s = time.perf_counter() - start
     finally:
-        recorder._record_batches = record_batches
-    activity = sum(int(tree[region]["activity"].nbytes) for region in tree.children)
+        session._record = record_batches
+    activity = sum(int(tree[region]["activity"].nbytes) for region in tree.attrs["regions"])
     disk = folder_bytes(out)
     shutil.rmtree(out)
     return Recording(total_s, loop_s[0], activity, disk)
