@@ -12,11 +12,11 @@ the selectivity indices and the von Mises fits share.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral, Real
 
 import numpy as np
 import xarray as xr
 
+from .._validation import check_scalar, check_seed
 from ._units import AnalysisError, check_activity, grouping, map_unit_blocks, unit_dataset
 
 __all__ = ["tuning_curve", "group_means", "group_moments"]
@@ -147,20 +147,6 @@ def _tuning_kernel(values: np.ndarray, codes: np.ndarray, keys: np.ndarray, ci: 
     return out
 
 
-def _check_number(name: str, value: object, low: float, high: float, *, integer: bool = False,
-                  low_open: bool = True, high_open: bool = True) -> None:
-    kind = "an integer" if integer else "a number"
-    ok_type = isinstance(value, Integral) if integer else isinstance(value, Real)
-    if isinstance(value, bool) or not ok_type:
-        raise AnalysisError(f"{name}: expected {kind}, found {value!r} ({type(value).__name__})")
-    v = float(value)  # type: ignore[arg-type]
-    too_low = v <= low if low_open else v < low
-    too_high = v >= high if high_open else v > high
-    if not np.isfinite(v) or too_low or too_high:
-        bracket = ("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]")
-        raise AnalysisError(f"{name}: expected {kind} in {bracket}, found {value!r}")
-
-
 def _by_names(by: str | Sequence[str]) -> list[str]:
     names = [by] if isinstance(by, str) else list(by) if isinstance(by, (list, tuple)) else None
     if not names or len(names) > 2 or not all(isinstance(n, str) for n in names):
@@ -249,9 +235,9 @@ def tuning_curve(activity: xr.DataArray, by: str | Sequence[str], ci: float = 0.
     True
     """
     names = _by_names(by)
-    _check_number("ci", ci, 0.0, 1.0)
-    _check_number("n_boot", n_boot, 1, np.inf, integer=True, low_open=False)
-    _check_number("seed", seed, 0, np.inf, integer=True, low_open=False)
+    check_scalar("ci", ci, float, low=0.0, high=1.0, closed="neither", error=AnalysisError)
+    check_scalar("n_boot", n_boot, int, low=1, error=AnalysisError)
+    check_seed("seed", seed, error=AnalysisError)
     act = check_activity(activity, names)
     groups = [grouping(act, name, min_groups=1) for name in names]
     shape = tuple(g.n_groups for g in groups)
