@@ -90,3 +90,20 @@ def test_imports_run_one_way() -> None:
             if own in TORCH_FREE and target in TORCH_SIDE:
                 wrong.append(f"{path.relative_to(REPO)} imports neurorecord.{target} (needs torch)")
     assert not wrong, "\n".join(wrong)
+
+
+def test_every_optional_package_a_test_needs_is_installed_by_the_test_extra() -> None:
+    """A test skipped for a missing package is not a test: whatever ``importorskip`` asks for is
+    declared in ``pyproject.toml`` (the ``test`` extra or the dependencies), so CI runs it."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[<>=!~\[ ;]", req, maxsplit=1)[0].lower()
+                for req in project["dependencies"] + project["optional-dependencies"]["test"]}
+    asked = set()
+    for path in (REPO / "tests").rglob("*.py"):
+        asked |= {m.split(".")[0].lower() for m in re.findall(r"importorskip\(\s*[\"']([\w.]+)[\"']", path.read_text())}
+    assert asked, "the scan found no importorskip at all: is it still reading the tests?"
+    missing = sorted(asked - declared)
+    assert not missing, f"tests skip without {missing}; add them to the test extra in pyproject.toml"
