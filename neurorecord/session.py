@@ -42,6 +42,8 @@ from .subjects.base import eval_mode
 
 __all__ = ["Experiment", "prepare", "run"]
 
+#: Store nodes a region may not be named after.
+RESERVED_NODES = (store.BEHAVIOUR_NODE, store.ANALYSES_NODE, store.LESIONS_NODE)
 _PACKAGES = ("neurorecord", "torch", "numpy", "xarray", "zarr", "dask", "scipy", "scikit-learn", "pydantic", "pyyaml")
 
 
@@ -176,6 +178,13 @@ def _prepare(protocol: Protocol, device: str | None) -> Experiment:
         )
     _check_analyses(protocol, plan)
     check_regions(subject.model, rec.regions)
+    for i, region in enumerate(rec.regions):
+        if region in RESERVED_NODES:
+            raise RegionError(
+                f"record.regions: a region cannot be named {region!r}: the store keeps its {region!r} node under that name "
+                f"(reserved: {', '.join(RESERVED_NODES)}); record a module inside it, or rename the module",
+                loc=("record", "regions", i),
+            )
     probe = torch.from_numpy(plan.images(0, min(2, len(plan)))).to(dev)
     for i, lesion in enumerate(protocol.lesions):
         _check_lesion(i, lesion, subject, plan, probe)

@@ -59,3 +59,12 @@ def test_output_that_is_not_a_class_vector_is_refused_before_the_run(write_proto
     assert not (tmp_path / "o").exists()
     path.write_text(text.replace("  reduce: mean\n", "  reduce: mean\n  behaviour: false\n"))
     assert neurorecord.run(path, tmp_path / "o", quiet=True)["0"]["activity"].shape == (454, 4)
+
+
+def test_a_region_named_like_a_store_node_is_refused(write_protocol, tmp_path):
+    (tmp_path / "named.py").write_text(
+        "from collections import OrderedDict\nfrom torch import nn\n"
+        "def build():\n    return nn.Sequential(OrderedDict(flat=nn.Flatten(), behaviour=nn.Linear(64, 4)))\n")
+    text = DIGITS_MLP.replace("zoo: digits-mlp", "entry_point: 'named:build'").replace("[fc1, fc2, fc3]", "[behaviour]")
+    with pytest.raises(NeurorecordError, match=r"protocol.yaml:\d+:\d+: record.regions: a region cannot be named 'behaviour'"):
+        neurorecord.prepare(write_protocol(text))
