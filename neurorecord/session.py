@@ -238,6 +238,7 @@ def _check_analyses(protocol: Protocol, plan: PresentationPlan) -> None:
     if not protocol.analyses:
         return
     names = plan.coord_names()
+    coords: dict[str, np.ndarray] | None = None  # built only when an entry names a condition
     for i, analysis in enumerate(protocol.analyses):
         for j, by in enumerate([analysis.by] if isinstance(analysis.by, str) else analysis.by):
             if by not in names:
@@ -245,6 +246,16 @@ def _check_analyses(protocol: Protocol, plan: PresentationPlan) -> None:
                     f"analyses[{i}].by: {by!r} is not a presentation coordinate of these stimuli"
                     f"{did_you_mean(by, names)}; coordinates: {', '.join(sorted(names))}",
                     loc=("analyses", i, "by") if isinstance(analysis.by, str) else ("analyses", i, "by", j),
+                )
+        condition = getattr(analysis, "condition", None)
+        if condition is not None:
+            coords = plan.coords() if coords is None else coords
+            levels = list(dict.fromkeys(np.asarray(coords[analysis.by]).tolist()))
+            if not any(str(level) == str(condition) or level == condition for level in levels):
+                shown = ", ".join(map(str, sorted(levels, key=str)[:40])) + (" ..." if len(levels) > 40 else "")
+                raise NeurorecordError(
+                    f"analyses[{i}].condition: {condition!r} is not a level of {analysis.by!r} in these stimuli; levels: {shown}",
+                    loc=("analyses", i, "condition"),
                 )
 
 

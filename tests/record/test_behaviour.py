@@ -11,7 +11,7 @@ from neurorecord.cli.info import describe_store
 from neurorecord.errors import NeurorecordError
 from neurorecord.stimuli import DigitsSet
 from neurorecord.subjects import load_zoo_subject
-from tests.helpers import DIGITS_MLP
+from tests.helpers import DIGITS_MLP, LIKES_3
 
 GRATINGS = "    split: test\n  - name: gratings\n    kind: grating\n    size: [8, 8]\n    grid: {orientation: [0, 45, 90, 135]}\n"
 
@@ -68,3 +68,11 @@ def test_a_region_named_like_a_store_node_is_refused(write_protocol, tmp_path):
     text = DIGITS_MLP.replace("zoo: digits-mlp", "entry_point: 'named:build'").replace("[fc1, fc2, fc3]", "[behaviour]")
     with pytest.raises(NeurorecordError, match=r"protocol.yaml:\d+:\d+: record.regions: a region cannot be named 'behaviour'"):
         neurorecord.prepare(write_protocol(text))
+
+
+def test_a_population_condition_missing_from_the_stimuli_is_refused_before_the_run(write_protocol, tmp_path):
+    """Knowable before the run, so validate says it (it used to fail at the analysing stage)."""
+    text = DIGITS_MLP + "analyses:\n" + LIKES_3.replace("condition: 3", "condition: 12")
+    with pytest.raises(NeurorecordError, match=r"analyses\[0\]\.condition: 12 is not a level of 'label' in these stimuli; levels: 0, 1, 2"):
+        neurorecord.run(write_protocol(text), tmp_path / "o", quiet=True)
+    assert not (tmp_path / "o").exists()
