@@ -5,10 +5,11 @@ Everything here turns data from outside (a published data file, Neo objects) int
 both. Units are converted once, here, and written to ``attrs``; nothing in this sub-package needs
 torch.
 
-- :func:`read_ecker2010`: the macaque V1 drifting-grating recording of Ecker et al. (2010), one
-  DataTree node per session;
+- :func:`read_ecker2010`: the macaque V1 grating recordings of Ecker et al. (2010), drifting
+  (``direction``) or static (``orientation``), one DataTree node per session;
 - :func:`response_window`: spike count (or rate) in a window after stimulus onset;
-- :func:`from_neo`: trial-aligned ``neo.Segment`` objects to binned spike counts.
+- :func:`from_neo`: trial-aligned ``neo.Segment`` objects to binned spike counts, or to bin
+  means of their analog signals.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ import datetime as _dt
 import platform
 import sys
 
-
 from ..errors import InteropError
-from ..record.store import package_versions
+from ..store import package_versions
 
 __all__ = ["InteropError", "ecker2010_path", "read_ecker2010", "response_window", "from_neo"]
 
@@ -37,5 +37,6 @@ def _provenance(converter: str, packages: tuple[str, ...]) -> dict[str, object]:
     }
 
 
-from .ecker2010 import ecker2010_path, read_ecker2010, response_window  # noqa: E402  (needs the helpers above)
+from .ecker2010 import ecker2010_path, read_ecker2010  # noqa: E402  (needs the helpers above)
 from .neo import from_neo  # noqa: E402
+from .window import response_window  # noqa: E402

@@ -1,37 +1,45 @@
-"""Reader for the macaque V1 drifting-grating recording of Ecker et al. (2010).
+"""Reader for the macaque V1 grating recordings of Ecker et al. (2010), drifting or static.
 
 The data file ``data_v1_binned_moving.mat`` (A. S. Tolias, A. S. Ecker, P. Berens, M. Bethge;
 Ecker et al., Science 327:584, 2010) holds 27 sessions of single units recorded with tetrodes in
 V1 of two macaques (``H`` and ``D``) while full-contrast gratings drifted in 16 directions.
-Spike counts are binned at 10 ms from 200 ms before to 700 ms after stimulus onset.
+Spike counts are binned at 10 ms from 200 ms before to 700 ms after stimulus onset. The
+static-grating file of the same dataset (``data_v1_binned_static.mat``) has the same layout,
+with conditions that give ``orientation`` instead of ``direction``; the reader takes either.
 
-The file is licensed CC BY-NC-ND 3.0 (attribution, non-commercial, no derivatives): it is read
-where it lies and never copied; :func:`read_ecker2010` keeps its name and SHA-256 in ``attrs``.
+The files are licensed CC BY-NC-ND 3.0 (attribution, non-commercial, no derivatives): they are
+read where they lie and never copied; :func:`read_ecker2010` keeps the name and SHA-256 in ``attrs``.
 
 Layout
 ------
 Units of different sessions were not recorded together and saw different numbers of
 repetitions, so each session is its own node (``session00`` .. ``session26``), as each region is
 in a model recording. In each node ``activity`` is (presentation, neuroid, time_bin), float32
-spike counts per 10 ms bin:
+spike counts per bin (10 ms in the moving file):
 
 - ``presentation``: one per trial, condition-major (every repetition of condition 0, then of
   condition 1, ...), because the file does not keep the order trials were shown in. Coordinates
-  ``stimulus_id`` (``"grating-dir157.5-c100"``), ``direction`` (deg), ``contrast`` (%),
-  ``condition`` (index in the session's condition list) and ``repetition``;
+  ``stimulus_id`` (``"grating-dir157.5-c100"``, or ``"grating-ori22.5-c100"`` for static
+  gratings), the angle: ``direction`` (deg, period 360) or ``orientation`` (deg, period 180),
+  whose coordinate ``attrs`` hold ``units`` and ``period`` and which the node's ``attrs``
+  ``angle`` and ``angle_period_deg`` name, ``contrast`` (%), ``condition`` (index in the
+  session's condition list) and ``repetition``;
 - ``neuroid``: one per single unit. ``neuroid_id`` (``"V1.s03.u12"``: session 3, unit 12, unique
   across sessions), ``region`` (``"V1"``), ``channel`` (unit index in the session), ``session``,
   ``subject``, ``tetrode``, ``contamination``;
 - ``time_bin``: index ``time_bin`` (0..89), ``time_bin_start`` and ``time_bin_end`` (ms after
   stimulus onset).
 
-Two facts of the file that matter for analyses:
+Facts of the moving file that matter for analyses:
 
 - the 13 sessions of monkey ``D`` (``session14`` .. ``session26``) store directions as whole
   degrees (0, 22, 45, 67, 90, 112, 135, 158, 180, 202, 225, 247, 270, 292, 314, 336), monkey ``H``
-  as multiples of 22.5. ``direction`` keeps the file's value; ``condition`` is the same direction
-  order in every session. Orientation as ``direction % 180`` does not pair 135/314 or 158/336 in
-  the ``D`` sessions; ``condition % 8`` does;
+  as multiples of 22.5. By default ``direction`` keeps the file's value; ``condition`` is the
+  same direction order in every session. Orientation as ``direction % 180`` does not pair
+  135/314 or 158/336 in the ``D`` sessions; ``condition % 8`` does. ``snap_angles=True`` moves
+  each angle to the nearest point of the session's regular grid (period / number of distinct
+  angles: 22.5 deg here), so 22 becomes 22.5 and 336 becomes 337.5, and lists the moves in the
+  node's ``attrs["angles_snapped"]``; it is never done unless asked;
 - ``session25`` has 9 trial slots (repetition 0 of 9 conditions) in which no unit fired a single
   spike in 900 ms, while its other trials hold 45 to 117 spikes: missing trials stored as zeros,
   not silence. They are dropped by default (see ``empty_trials``);
@@ -50,10 +58,12 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..record.store import index_labels
+from .._validation import check_choice
+from ..store import index_labels
 from . import InteropError, _provenance
+from .window import response_window  # noqa: F401  (its home until it moved to .window; kept importable here)
 
-__all__ = ["ENV_VAR", "CITATION", "LICENCE", "ecker2010_path", "read_ecker2010", "response_window"]
+__all__ = ["ENV_VAR", "CITATION", "LICENCE", "ecker2010_path", "read_ecker2010"]
 
 #: Environment variable naming the data file; :func:`ecker2010_path` reads it.
 ENV_VAR = "NEURORECORD_ECKER2010"
@@ -66,7 +76,11 @@ LICENCE = "CC BY-NC-ND 3.0"
 LICENCE_URL = "https://creativecommons.org/licenses/by-nc-nd/3.0/"
 
 _SESSION_FIELDS = ("date", "subject", "conditions", "contamination", "tetrode", "spikes", "times")
-_CONDITION_FIELDS = ("direction", "contrast")
+#: The angle a condition gives: its period (deg), what it is, and the stimulus it implies.
+_ANGLES = {
+    "direction": (360.0, "drift direction", "drifting gratings shown for about 500 ms from onset"),
+    "orientation": (180.0, "grating orientation", "static gratings"),
+}
 _EMPTY_TRIALS = ("drop", "keep")
 
 
@@ -94,14 +108,16 @@ def ecker2010_path() -> Path | None:
 
 
 def read_ecker2010(path: str | os.PathLike[str] | None = None, sessions: Sequence[int] | None = None,
-                   empty_trials: str = "drop") -> xr.DataTree:
-    """Read the Ecker et al. (2010) V1 drifting-grating recording as an ``xarray.DataTree``.
+                   empty_trials: str = "drop", snap_angles: bool = False) -> xr.DataTree:
+    """Read an Ecker et al. (2010) V1 grating recording (drifting or static) as an ``xarray.DataTree``.
 
     Parameters
     ----------
     path : str or os.PathLike, optional
-        The file ``data_v1_binned_moving.mat`` (MATLAB v5). Default: :func:`ecker2010_path`,
-        the environment variable ``NEURORECORD_ECKER2010``.
+        The file ``data_v1_binned_moving.mat`` (drifting gratings, conditions with
+        ``direction``) or ``data_v1_binned_static.mat`` (static gratings, conditions with
+        ``orientation``), MATLAB v5. Default: :func:`ecker2010_path`, the environment
+        variable ``NEURORECORD_ECKER2010``.
     sessions : sequence of int, optional
         Indices (0-based, file order) of the sessions to convert. Default: all.
     empty_trials : {"drop", "keep"}, default "drop"
@@ -109,6 +125,13 @@ def read_ecker2010(path: str | os.PathLike[str] | None = None, sessions: Sequenc
         a missing trial stored as zeros (only ``session25`` has them; see the module notes).
         ``"drop"`` leaves it out of ``presentation`` (its ``(condition, repetition)`` pair is
         listed in the node's ``attrs["empty_trials_dropped"]``); ``"keep"`` keeps every slot.
+    snap_angles : bool, default False
+        False: the angles (deg) are the file's values, whole degrees included (22, 67, ..., 336
+        in some sessions). True: each angle moves to the nearest point of the session's regular
+        grid, ``k * period / n`` for the ``n`` distinct angles of the session (22.5 deg for 16
+        directions or 8 orientations), so 22 becomes 22.5 and 336 becomes 337.5; ``stimulus_id``
+        follows. The moves are listed as ``[file value, grid value]`` pairs in the node's
+        ``attrs["angles_snapped"]``; an angle more than a quarter step from the grid is an error.
 
     Returns
     -------
@@ -118,9 +141,12 @@ def read_ecker2010(path: str | os.PathLike[str] | None = None, sessions: Sequenc
         float32 spike counts, ``attrs["units"] == "spikes per bin"``, 10 ms bins) with the
         coordinates described in :mod:`neurorecord.interop.ecker2010`, and ``attrs`` ``session``,
         ``subject`` (monkey ``"H"`` or ``"D"``), ``date``, ``bin_width_ms``, ``n_repetitions``,
-        ``empty_trials_dropped``, ``source_file``, ``source_sha256``, ``citation``, ``licence``.
-        The root's ``attrs`` hold the conversion's provenance (converter, package versions,
-        source path and SHA-256, creation time) and ``sessions``, the child names in order.
+        ``empty_trials_dropped``, ``angle`` (``"direction"`` or ``"orientation"``, the name of the
+        angle coordinate), ``angle_period_deg`` (360 or 180), ``angles_snapped``,
+        ``source_file``, ``source_sha256``, ``citation``, ``licence``. The root's ``attrs`` hold
+        the conversion's provenance (converter, package versions, source path and SHA-256,
+        creation time), ``angles`` (the angle names found), ``snap_angles`` and ``sessions``,
+        the child names in order.
         ``stimulus_id`` and ``neuroid_id`` are indexed, as in :func:`neurorecord.open_recording`.
 
     Raises
@@ -128,8 +154,10 @@ def read_ecker2010(path: str | os.PathLike[str] | None = None, sessions: Sequenc
     InteropError
         No path given and ``NEURORECORD_ECKER2010`` unset; the file does not exist or is not a
         MATLAB file; it has no ``data`` variable, a session lacks a field, or a field's shape
-        disagrees with ``spikes`` (the message names the file, session and field); ``sessions``
-        or ``empty_trials`` is not valid.
+        disagrees with ``spikes`` (the message names the file, session and field); a condition
+        gives both ``direction`` and ``orientation``, neither, or not the same one as the other
+        conditions; ``sessions``, ``empty_trials`` or ``snap_angles`` is not valid, or an angle
+        is too far from the regular grid to snap.
 
     Examples
     --------
@@ -154,9 +182,22 @@ def read_ecker2010(path: str | os.PathLike[str] | None = None, sessions: Sequenc
     (['grating-dir0-c100', 'grating-dir22.5-c100'], ['V1.s01.u00', 'V1.s01.u01'])
     >>> float(act["time_bin_start"][0]), float(act["time_bin_end"][-1])
     (-200.0, 700.0)
+
+    Static gratings, four orientations stored as whole degrees, snapped to the 45 deg grid:
+
+    >>> static = session(2, 3)
+    >>> static["conditions"] = np.array([{"orientation": o, "contrast": 100} for o in (0, 45, 90, 134)])
+    >>> static["spikes"] = np.ones((2, 4, 90, 3), np.uint8)
+    >>> scipy.io.savemat(path, {"data": np.array([static], dtype=object)})
+    >>> node = read_ecker2010(path, snap_angles=True)["session00"]
+    >>> node.attrs["angle"], node.attrs["angle_period_deg"], node.attrs["angles_snapped"]
+    ('orientation', 180.0, [[134.0, 135.0]])
+    >>> sorted(set(node["orientation"].values.tolist())), node["stimulus_id"].values[-1]
+    ([0.0, 45.0, 90.0, 135.0], 'grating-ori135-c100')
     """
-    if empty_trials not in _EMPTY_TRIALS:
-        raise InteropError(f"empty_trials: expected one of {', '.join(map(repr, _EMPTY_TRIALS))}, found {empty_trials!r}")
+    check_choice("empty_trials", empty_trials, _EMPTY_TRIALS, error=InteropError)
+    if not isinstance(snap_angles, (bool, np.bool_)):
+        raise InteropError(f"snap_angles: expected True or False, found {snap_angles!r}")
     if path is None:
         path = ecker2010_path()
         if path is None:
@@ -177,108 +218,20 @@ def read_ecker2010(path: str | os.PathLike[str] | None = None, sessions: Sequenc
     }
     nodes = {}
     for index in chosen:
-        nodes[f"session{index:02d}"] = _session_dataset(path, index, raw[index], source, empty_trials)
+        nodes[f"session{index:02d}"] = _session_dataset(path, index, raw[index], source, empty_trials, bool(snap_angles))
+    angles = sorted({ds.attrs["angle"] for ds in nodes.values()})
+    gratings = " and ".join("drifting" if a == "direction" else "static" for a in angles)
     root = xr.Dataset(attrs={
         **_provenance("neurorecord.interop.read_ecker2010", ("numpy", "scipy", "xarray")),
-        "source": "Ecker et al. (2010) macaque V1 drifting gratings, binned spike counts",
+        "source": f"Ecker et al. (2010) macaque V1 {gratings} gratings, binned spike counts",
         "source_path": str(path.resolve()),
         **source,
         "empty_trials": empty_trials,
+        "angles": angles,
+        "snap_angles": bool(snap_angles),
         "sessions": list(nodes),
     })
     return xr.DataTree.from_dict({"/": root, **nodes})
-
-
-def response_window(activity: xr.DataArray, start_ms: float = 50.0, stop_ms: float = 550.0,
-                    rate: bool = False) -> xr.DataArray:
-    """Spike count (or mean rate) of each presentation and neuroid in a window after onset.
-
-    Parameters
-    ----------
-    activity : xarray.DataArray
-        Binned spike counts with dims ``presentation``, ``neuroid`` and ``time_bin`` and the
-        coordinates ``time_bin_start`` and ``time_bin_end`` (ms relative to stimulus onset), as
-        :func:`read_ecker2010` and :func:`neurorecord.interop.from_neo` give. Dask-backed input
-        stays lazy.
-    start_ms, stop_ms : float, default 50.0 and 550.0
-        The window ``[start_ms, stop_ms)`` in ms after stimulus onset. Both must be bin edges, so
-        the window is a whole number of bins and the result is exact; the default is the
-        500 ms stimulus shifted by the ~50 ms response latency of V1.
-    rate : bool, default False
-        False: the spike count in the window (sum over its bins, unit ``"spikes"``). True: that
-        count divided by the window's duration in seconds (unit ``"spikes/s"``).
-
-    Returns
-    -------
-    xarray.DataArray
-        float64, dims (presentation, neuroid), every presentation and neuroid coordinate kept;
-        ``attrs``: ``units``, ``long_name``, ``window_start_ms``, ``window_stop_ms``,
-        ``n_time_bins``.
-
-    Raises
-    ------
-    InteropError
-        ``activity`` is not a DataArray with those dims and coordinates, its time-bin unit is
-        not ms, the window is empty, or a window end is not a bin edge (the nearest edges are
-        named).
-
-    Examples
-    --------
-    >>> import numpy as np, xarray as xr
-    >>> edges = np.arange(-20.0, 40.0, 10.0)
-    >>> counts = xr.DataArray(np.array([[[1, 0, 2, 1, 3]], [[0, 0, 1, 1, 0]]], dtype=np.float32),
-    ...     dims=("presentation", "neuroid", "time_bin"),
-    ...     coords={"stimulus_id": ("presentation", ["a", "b"]), "neuroid_id": ("neuroid", ["V1.0"]),
-    ...             "time_bin_start": ("time_bin", edges[:-1]), "time_bin_end": ("time_bin", edges[1:])})
-    >>> response_window(counts, 0, 30).values.ravel().tolist()
-    [6.0, 2.0]
-    >>> r = response_window(counts, 0, 20, rate=True)
-    >>> r.values.ravel().tolist(), r.attrs["units"]
-    ([150.0, 100.0], 'spikes/s')
-    """
-    if not isinstance(activity, xr.DataArray):
-        raise InteropError(f"activity: expected an xarray.DataArray (presentation x neuroid x time_bin), found {type(activity).__name__}")
-    if set(activity.dims) != {"presentation", "neuroid", "time_bin"}:
-        raise InteropError(f"activity: expected dims ('presentation', 'neuroid', 'time_bin'), found {activity.dims}")
-    for name in ("time_bin_start", "time_bin_end"):
-        coord = activity.coords.get(name)
-        if coord is None or coord.dims != ("time_bin",):
-            raise InteropError(f"activity: needs the coordinate {name!r} on 'time_bin' (ms after stimulus onset); it has none")
-        unit = coord.attrs.get("units", "ms")
-        if unit != "ms":
-            raise InteropError(f"activity: coordinate {name!r} is in {unit!r}; response_window expects 'ms'")
-    starts = np.asarray(activity["time_bin_start"].values, dtype=np.float64)
-    ends = np.asarray(activity["time_bin_end"].values, dtype=np.float64)
-    if not stop_ms > start_ms:
-        raise InteropError(f"stop_ms: must be greater than start_ms={start_ms}, found {stop_ms}")
-    edges = np.union1d(starts, ends)
-    for name, value in (("start_ms", start_ms), ("stop_ms", stop_ms)):
-        if not np.any(edges == value):
-            below, above = edges[edges < value], edges[edges > value]
-            near = ", ".join(f"{e:g}" for e in (below[-1:].tolist() + above[:1].tolist()))
-            raise InteropError(
-                f"{name}: {value:g} ms is not a time-bin edge (nearest: {near or 'none'}); "
-                f"the bins span {edges[0]:g} to {edges[-1]:g} ms"
-            )
-    inside = np.flatnonzero((starts >= start_ms) & (ends <= stop_ms))
-    covered = float(np.sum(ends[inside] - starts[inside]))
-    if not np.isclose(covered, stop_ms - start_ms, rtol=0, atol=1e-9):
-        raise InteropError(f"start_ms, stop_ms: the bins in [{start_ms:g}, {stop_ms:g}) ms cover {covered:g} ms, not the whole window")
-    window = activity.isel(time_bin=inside).astype(np.float64).sum("time_bin")
-    unit = "spikes"
-    if rate:
-        window = window / ((stop_ms - start_ms) / 1000.0)
-        unit = "spikes/s"
-    window = window.transpose("presentation", "neuroid")
-    window.attrs = {
-        "units": unit,
-        "long_name": ("mean firing rate" if rate else "spike count") + f" in [{start_ms:g}, {stop_ms:g}) ms after onset",
-        "window_start_ms": float(start_ms),
-        "window_stop_ms": float(stop_ms),
-        "n_time_bins": int(len(inside)),
-    }
-    window.name = "rate" if rate else "spike_count"
-    return window
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,7 +309,8 @@ def _number(path: Path, value: object, where: str) -> float:
     return float(array.ravel()[0])
 
 
-def _session_dataset(path: Path, index: int, struct: object, source: dict[str, str], empty_trials: str) -> xr.Dataset:
+def _session_dataset(path: Path, index: int, struct: object, source: dict[str, str], empty_trials: str,
+                     snap_angles: bool) -> xr.Dataset:
     """One session's node: checks every field against ``spikes``, then builds the Dataset."""
     where = f"session {index} (data[{index}])"
     get = {name: _field(path, struct, name, _SESSION_FIELDS, where) for name in _SESSION_FIELDS}
@@ -375,12 +329,11 @@ def _session_dataset(path: Path, index: int, struct: object, source: dict[str, s
     conditions = _structs(get["conditions"], f"{path}: {where} field 'conditions'")
     if len(conditions) != n_cond:
         raise InteropError(f"{path}: {where} field 'conditions': {len(conditions)} conditions, but 'spikes' has {n_cond} (axis 2)")
-    direction = np.empty(n_cond)
-    contrast = np.empty(n_cond)
-    for c, cond in enumerate(conditions):
-        what = f"{where} conditions[{c}]"
-        direction[c] = _number(path, _field(path, cond, "direction", _CONDITION_FIELDS, what), f"{what}.direction")
-        contrast[c] = _number(path, _field(path, cond, "contrast", _CONDITION_FIELDS, what), f"{what}.contrast")
+    kind, angle, contrast = _conditions(path, where, conditions)
+    period, angle_name, stimulus = _ANGLES[kind]
+    snapped: list[list[float]] = []
+    if snap_angles:
+        angle, snapped = _snap(path, index, kind, period, angle)
 
     times = np.asarray(get["times"], dtype=np.float64).ravel()
     if len(times) != n_bins:
@@ -410,11 +363,12 @@ def _session_dataset(path: Path, index: int, struct: object, source: dict[str, s
     dropped = [[int(c), int(r)] for c, r in zip(cond_of[~keep], rep_of[~keep])]
     counts, cond_of, rep_of = counts[keep], cond_of[keep], rep_of[keep]
 
-    stimulus_ids = np.array([f"grating-dir{d:g}-c{k:g}" for d, k in zip(direction, contrast)], dtype=object)
+    prefix = "dir" if kind == "direction" else "ori"
+    stimulus_ids = np.array([f"grating-{prefix}{a:g}-c{k:g}" for a, k in zip(angle, contrast)], dtype=object)
     channel = np.arange(n_units, dtype=np.int64)
     coords = {
         "stimulus_id": ("presentation", stimulus_ids[cond_of]),
-        "direction": ("presentation", direction[cond_of], {"units": "deg", "long_name": "drift direction"}),
+        kind: ("presentation", angle[cond_of], {"units": "deg", "long_name": angle_name, "period": period}),
         "contrast": ("presentation", contrast[cond_of], {"units": "%", "long_name": "grating contrast"}),
         "condition": ("presentation", cond_of, {"long_name": "index of the condition in the session's list"}),
         "repetition": ("presentation", rep_of),
@@ -448,7 +402,10 @@ def _session_dataset(path: Path, index: int, struct: object, source: dict[str, s
         "date": date,
         "bin_width_ms": width,
         "stimulus_onset_ms": 0.0,
-        "stimulus": "drifting gratings shown for about 500 ms from onset",
+        "stimulus": stimulus,
+        "angle": kind,
+        "angle_period_deg": period,
+        "angles_snapped": snapped,
         "n_units": n_units,
         "n_conditions": n_cond,
         "n_repetitions": n_reps,
@@ -457,6 +414,54 @@ def _session_dataset(path: Path, index: int, struct: object, source: dict[str, s
         **source,
     })
     return index_labels(ds)
+
+
+def _conditions(path: Path, where: str, conditions: np.ndarray) -> tuple[str, np.ndarray, np.ndarray]:
+    """The session's angle name (``"direction"`` or ``"orientation"``), angles (deg) and contrasts (%)."""
+    if not len(conditions):
+        raise InteropError(f"{path}: {where} field 'conditions' is empty; expected one struct per condition")
+    kind = None
+    angle = np.empty(len(conditions))
+    contrast = np.empty(len(conditions))
+    for c, cond in enumerate(conditions):
+        what = f"{where} conditions[{c}]"
+        has = [name for name in _ANGLES if name in cond._fieldnames]
+        if len(has) > 1:
+            raise InteropError(f"{path}: {what} has both 'direction' and 'orientation'; expected one (direction for "
+                               "drifting gratings, orientation for static ones)")
+        if not has:
+            raise InteropError(f"{path}: {what} has no field 'direction' or 'orientation'; expected fields contrast and "
+                               f"direction or orientation; found {', '.join(cond._fieldnames) or 'none'}")
+        if kind is None:
+            kind = has[0]
+        elif has[0] != kind:
+            raise InteropError(f"{path}: {what} has {has[0]!r}, but conditions[0] has {kind!r}; the conditions of a "
+                               "session must all give the same angle")
+        angle[c] = _number(path, getattr(cond, kind), f"{what}.{kind}")
+        contrast[c] = _number(path, _field(path, cond, "contrast", ("contrast", kind), what), f"{what}.contrast")
+    return kind, angle, contrast
+
+
+def _snap(path: Path, index: int, kind: str, period: float, angle: np.ndarray) -> tuple[np.ndarray, list[list[float]]]:
+    """Angles moved to the nearest point of the regular grid ``k * period / n`` (``n`` distinct
+    angles), and the ``[file value, grid value]`` pairs that moved."""
+    distinct = np.unique(np.mod(angle, period))
+    step = period / len(distinct)
+    k = np.round(angle / step)
+    off = np.abs(angle - k * step)
+    for a, g, d in zip(angle, k * step, off):
+        if d > step / 4:
+            raise InteropError(
+                f"snap_angles: {path.name} session {index}: {kind} {a:g} is {d:g} deg from the nearest point ({g:g}) of "
+                f"the regular {step:g} deg grid ({period:g} deg / {len(distinct)} distinct angles); only angles within a "
+                "quarter step are snapped. Read without snap_angles and set the angles yourself"
+            )
+    grid = np.mod(k * step, period)
+    if len(np.unique(grid)) != len(distinct):
+        raise InteropError(f"snap_angles: {path.name} session {index}: two {kind}s would snap to one grid point "
+                           f"({', '.join(f'{a:g}' for a in np.unique(angle))}); read without snap_angles")
+    moved = sorted({(float(a), float(g)) for a, g in zip(angle, grid) if a != g})
+    return grid, [list(pair) for pair in moved]
 
 
 def _sha256(path: Path) -> str:

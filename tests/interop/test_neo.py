@@ -192,7 +192,7 @@ ERRORS = [
     ("missing-neuroid", r"segment 2 \('trial-grating-0'\) has no spike train for neuroid\(s\) 'V2.b'"),
     ("twice", r"segment 0 \('trial-grating-0'\) holds neuroid 'V1.a' twice"),
     ("changing", r"neuroid 'V1.a' has annotation 'tetrode' = 2 in one segment and 3 in segment 1"),
-    ("t-start", r"t_start: the spike trains disagree \(-5, 0 ms\); pass t_start explicitly"),
+    ("t-start", r"t_start: the spike trains disagree \(-5, 0 ms\) by more than 1e-06 of a bin; pass t_start explicitly"),
     ("not-segment", r"segments: element 1 is a str, expected a neo.Segment"),
     ("empty", r"segments: no segments given"),
     ("not-a-list", r"segments: expected a neo.Block, a neo.Segment or a sequence of neo.Segment, found int"),
@@ -246,3 +246,96 @@ def test_ecker_session_round_trip(session):
         assert back[name].dtype == var.dtype, name
     assert back["activity"].attrs["units"] == original["activity"].attrs["units"] == "spikes per bin"
     assert back.attrs["bin_width_ms"] == original.attrs["bin_width_ms"] == 10.0
+
+
+# ------------------------------------------------------------- trials cut from a continuous session
+
+
+def _cut_session(seed=1):
+    """A 20 s session of three units and seven 0.7 s trials, cut as neo's own utility cuts it
+    (times relative to each trial's onset, ``t_stop`` carrying float noise)."""
+    from neo.utils import cut_segment_by_epoch
+
+    rng = np.random.default_rng(seed)
+    session = neo.Segment(name="session")
+    for u in range(3):
+        session.spiketrains.append(neo.SpikeTrain(np.sort(rng.uniform(0, 20, 300)), units="s", t_stop=20, name=f"V1.u{u}",
+                                                  region="V1"))
+    onsets = np.array([0.13, 1.37, 2.71, 3.93, 5.11, 7.77, 9.03])
+    stimuli = np.array(["grating-0", "grating-90"] * 3 + ["grating-0"])
+    epoch = neo.Epoch(times=onsets * pq.s, durations=np.full(len(onsets), 0.7) * pq.s,
+                      array_annotations={"stimulus_id": stimuli, "orientation": np.array([0.0, 90.0] * 3 + [0.0])})
+    return cut_segment_by_epoch(session, epoch, reset_time=True)
+
+
+@pytest.mark.filterwarnings("ignore:The 'copy' argument in Quantity is deprecated")  # inside elephant
+def test_trials_cut_by_epoch_bin_like_elephant():
+    trials = _cut_session()
+    stops = {float(st.t_stop.rescale(pq.s).magnitude) for seg in trials for st in seg.spiketrains}
+    assert len(stops) > 1 and max(stops) - min(stops) < 1e-12  # float noise, the case under test
+    ds = from_neo(trials, bin_size=50 * pq.ms)
+    assert ds["activity"].shape == (7, 3, 14)
+    assert ds.attrs["t_stop_ms"] == 700.0 and ds["time_bin_end"].values[-1] == 700.0
+    assert ds["stimulus_id"].values.tolist() == ["grating-0", "grating-90"] * 3 + ["grating-0"]
+    assert ds["orientation"].values.tolist() == [0.0, 90.0] * 3 + [0.0]
+    assert ds["repetition"].values.tolist() == [0, 0, 1, 1, 2, 2, 3]
+    edges = np.arange(0, 701, 50.0)
+    for p, seg in enumerate(trials):
+        for st in seg.spiketrains:
+            times = st.times.rescale(pq.ms).magnitude
+            assert np.array_equal(ds["activity"].sel(neuroid_id=st.name).values[p], np.histogram(times, edges)[0])
+    assert ds["activity"].values.sum() == sum(len(st) for seg in trials for st in seg.spiketrains) > 0
+    elephant = pytest.importorskip("elephant.conversion")
+    for p, seg in enumerate(trials):
+        binned = elephant.BinnedSpikeTrain(seg.spiketrains, bin_size=50 * pq.ms, t_start=0 * pq.s, t_stop=0.7 * pq.s)
+        assert np.array_equal(ds["activity"].values[p], binned.to_array())
+
+
+def test_span_disagreements_larger_than_float_noise_are_refused():
+    trials = _cut_session()
+    st = trials[3].spiketrains[1]
+    trials[3].spiketrains[1] = neo.SpikeTrain(st.times, t_start=st.t_start, t_stop=0.70001 * pq.s, name=st.name, region="V1")
+    with pytest.raises(InteropError, match=r"t_stop: the spike trains disagree \(700, 700\.01 ms\) by more than .* of a bin"):
+        from_neo(trials, bin_size=50 * pq.ms)
+    ds = from_neo(trials, bin_size=50 * pq.ms, t_stop=700 * pq.ms)  # an explicit span settles it
+    assert ds["activity"].shape == (7, 3, 14)
+
+
+# --------------------------------------------------------------------------- quantity annotations
+
+
+def test_quantity_annotations_keep_magnitude_and_units():
+    trials = _trials()
+    trials[0].annotate(direction=90 * pq.deg, speed=2.0 * pq.Hz)
+    trials[1].annotate(direction=np.pi * pq.rad, speed=2.0 * pq.Hz)  # rescaled to the first segment's deg
+    trials[2].annotate(direction=pq.Quantity([45.0], "deg"), speed=pq.Quantity(4.0, "1/s"))
+    for seg in trials:
+        for st in seg.spiketrains:
+            st.annotate(depth=(1500 * pq.um) if st.name == "V1.a" else (0.2 * pq.cm))
+    ds = from_neo(trials, bin_size=10 * pq.ms)
+    assert ds["direction"].values.tolist() == pytest.approx([90.0, 180.0, 45.0], abs=1e-12)
+    assert ds["direction"].dtype == np.float64 and ds["direction"].attrs["units"] == "deg"
+    assert ds["speed"].values.tolist() == [2.0, 2.0, 4.0] and ds["speed"].attrs["units"] == "Hz"
+    assert ds["depth"].values.tolist() == pytest.approx([1500.0, 2000.0]) and ds["depth"].attrs["units"] == "um"
+    assert "units" not in ds["orientation"].attrs
+    chosen = from_neo(trials, bin_size=10 * pq.ms, parameters=["direction"], neuroid_annotations=["depth"])
+    assert chosen["direction"].attrs["units"] == "deg" and chosen["depth"].attrs["units"] == "um"
+
+
+QUANTITY_ERRORS = [
+    ("incompatible", r"segment annotation 'direction': segment 1 \('trial-grating-90'\) has units s, which do not convert "
+                     r"to deg \(the units of segment 0"),
+    ("mixed", r"segment annotation 'direction': segment 1 \('trial-grating-90'\) holds 180\.0 without units, and "
+              r"segment 0 \('trial-grating-0'\) a quantity in deg; give every value with units, or none"),
+    ("array", r"segment annotation 'direction': expected scalar values .*found Quantity of shape \(2,\)"),
+]
+
+
+@pytest.mark.parametrize("name, message", QUANTITY_ERRORS, ids=[n for n, _ in QUANTITY_ERRORS])
+def test_quantity_annotation_errors(name, message):
+    trials = _trials()
+    trials[0].annotate(direction=90 * pq.deg)
+    trials[1].annotate(direction={"incompatible": 2 * pq.s, "mixed": 180.0, "array": [1.0, 2.0] * pq.deg}[name])
+    trials[2].annotate(direction=0 * pq.deg)
+    with pytest.raises(InteropError, match=message):
+        from_neo(trials, bin_size=10 * pq.ms, parameters=["direction"] if name == "array" else None)
