@@ -17,6 +17,7 @@ train/eval flags and parameters, after every stage and after an error.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
 import re
@@ -343,20 +344,19 @@ def run(
     n_batches = -(-len(exp.plan) // rec.batch_size)
     out.mkdir(parents=True, exist_ok=True)
     with store.exclusive(out):
-        state = store.read_run_state(out)  # another process may have moved it on meanwhile
+        # another process may have written here between the first check and the lock: check again
+        store.check_output(out, protocol.name, protocol.sha256, resume, overwrite)
+        state = store.read_run_state(out)
+        if state is not None and state.complete and not overwrite:
+            return store.open_recording(out)  # resume of a run another process finished meanwhile
         if state is None or state.stage == "creating" or overwrite:
             state = store.RunState(protocol.name, protocol.sha256, "creating", len(exp.plan), rec.batch_size, n_batches, 0)
             group = store.create_store(out, _provenance(exp), state)
             _create_nodes(out, exp)
             state.stage = "recording"
             store.write_run_state(group, state)
-        elif state.presentations != len(exp.plan) or state.batch_size != rec.batch_size:
-            raise store.StoreError(
-                f"{out}: cannot resume: the store was planned for {state.presentations} presentations in batches of "
-                f"{state.batch_size}, the protocol now gives {len(exp.plan)} in batches of {rec.batch_size} "
-                "(did a stimulus file change?); use --overwrite"
-            )
         else:
+            _check_same_inputs(out, exp, state)
             group = store.open_writable(out)
         if state.stage == "recording":
             _record(group, exp, state, quiet)
@@ -375,6 +375,35 @@ def run(
             state.stage = "complete"
             group.attrs.update({"complete": True, "finished": _now(), store.RUN_ATTR: asdict(state)})
     return store.open_recording(out)
+
+
+def _inputs(provenance: dict[str, Any]) -> dict[str, Any]:
+    """What a run's data depend on, from its provenance: protocol, weights, the subject's source
+    (module file hash included; not where a zoo cache lives) and each stimulus set (file hashes)."""
+    subject = provenance.get("subject", {})
+    source = {k: v for k, v in subject.get("source", {}).items() if k != "cache"}
+    inputs = {
+        "protocol (sha256)": provenance.get("protocol_sha256"),
+        "subject weights (sha256)": provenance.get("subject_weight_sha256"),
+        "subject source": source,
+        "presentations": provenance.get("presentations"),
+    }
+    for described in provenance.get("stimulus_sets", []):
+        inputs[f"stimulus set {described.get('name')!r}"] = described
+    return json.loads(json.dumps(inputs, sort_keys=True, default=str))
+
+
+def _check_same_inputs(out: Path, exp: Experiment, state: store.RunState) -> None:
+    """Refuse to resume a run whose inputs changed since it started (rows from both would mix)."""
+    stored, now = _inputs(store.root_attrs(out)), _inputs(_provenance(exp))
+    changed = [key for key in dict.fromkeys([*stored, *now]) if stored.get(key) != now.get(key)]
+    if state.batch_size != exp.protocol.record.batch_size:
+        changed.append("record.batch_size")
+    if changed:
+        raise store.StoreError(
+            f"{out}: cannot resume: the run's inputs changed since it started ({'; '.join(changed)}), so the store would "
+            "mix data from both; record again with --overwrite, or restore the inputs"
+        )
 
 
 def _now() -> str:

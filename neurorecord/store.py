@@ -227,7 +227,7 @@ def check_output(out: Path, protocol_name: str, protocol_sha256: str, resume: bo
     """
     if out.exists() and not out.is_dir():
         raise StoreError(f"{out}: --out must be a folder, found a file")
-    if not out.exists() or not any(out.iterdir()):
+    if not out.exists() or not _foreign_entries(out) and not (out / "zarr.json").exists():
         return
     state = read_run_state(out)
     if state is None:
@@ -236,6 +236,12 @@ def check_output(out: Path, protocol_name: str, protocol_sha256: str, resume: bo
             "neurorecord will not write into or delete it: choose another --out"
         )
     if overwrite:
+        foreign = _foreign_entries(out)
+        if foreign:
+            raise StoreError(
+                f"{out}: --overwrite replaces the recording in this folder, but the folder also holds what the store did not "
+                f"write: {', '.join(foreign[:10])}{' ...' if len(foreign) > 10 else ''}; move those away, or choose another --out"
+            )
         return
     if state.protocol_sha256 != protocol_sha256:
         raise StoreError(
@@ -252,7 +258,16 @@ def check_output(out: Path, protocol_name: str, protocol_sha256: str, resume: bo
 
 @contextmanager
 def exclusive(out: Path) -> Iterator[None]:
-    """Hold an advisory lock on the store folder, so two processes never write one store."""
+    """Hold an exclusive advisory lock on the store folder, so one process at a time writes a store.
+
+    The folder itself is never deleted or replaced (overwriting a store deletes the store's
+    entries inside it), so every writer locks the same folder, whatever the timing.
+
+    Raises
+    ------
+    StoreError
+        Another process holds the lock.
+    """
     if fcntl is None:  # pragma: no cover - not POSIX
         yield
         return
@@ -268,10 +283,22 @@ def exclusive(out: Path) -> Iterator[None]:
 
 
 def create_store(out: Path, attributes: dict[str, Any], state: RunState) -> zarr.Group:
-    """Empty ``out`` and create the root group with its provenance ``attributes`` and run ``state``."""
-    for entry in out.iterdir():
+    """Delete the store's own entries in ``out`` (only those) and create the root group with its
+    provenance ``attributes`` and run ``state``. Call it holding :func:`exclusive`."""
+    for entry in _store_entries(out):
         shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-    return zarr.open_group(out, mode="w", zarr_format=3, attributes={**attributes, RUN_ATTR: asdict(state)})
+    return zarr.create_group(out, zarr_format=3, attributes={**attributes, RUN_ATTR: asdict(state)})
+
+
+def _store_entries(out: Path) -> list[Path]:
+    """What a store wrote in ``out``: its ``zarr.json`` and its node folders (each with a ``zarr.json``)."""
+    return [e for e in sorted(out.iterdir()) if e.name == "zarr.json" or (e.is_dir() and not e.is_symlink() and (e / "zarr.json").is_file())]
+
+
+def _foreign_entries(out: Path) -> list[str]:
+    """Names in ``out`` that the store did not write."""
+    own = {e.name for e in _store_entries(out)}
+    return [e.name for e in sorted(out.iterdir()) if e.name not in own]
 
 
 def open_writable(out: Path) -> zarr.Group:

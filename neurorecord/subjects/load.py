@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -45,6 +46,10 @@ def build_subject(spec: SubjectSpec, folder: Path) -> Subject:
             raise SubjectError(f"{where}: subject.python_path: folder not found")
     model = load_entry_point(spec.entry_point, where, spec.kwargs)
     source: dict[str, Any] = {"entry_point": spec.entry_point, "kwargs": dict(spec.kwargs)}
+    module_file = getattr(sys.modules.get(spec.entry_point.partition(":")[0]), "__file__", None)
+    if module_file and Path(module_file).is_file():  # the code that builds the network is an input too
+        source["module_file"] = str(module_file)
+        source["module_sha256"] = hashlib.sha256(Path(module_file).read_bytes()).hexdigest()
     if spec.python_path is not None:
         source["python_path"] = str(where)
     if spec.state_dict is not None:
