@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    DamagedStoreError,
     IncompleteRecordingError,
     NeurorecordError,
     ProtocolError,
@@ -54,6 +55,7 @@ __all__ = [
     "StimulusError",
     "StoreError",
     "IncompleteRecordingError",
+    "DamagedStoreError",
 ]
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "RegionError",
     "StoreError",
     "IncompleteRecordingError",
+    "DamagedStoreError",
     "InteropError",
     "AnalysisError",
     "did_you_mean",
@@ -64,6 +65,10 @@ class InteropError(NeurorecordError):
 class AnalysisError(NeurorecordError, ValueError):
     """An analysis was given data or arguments it cannot use (wrong dims, unknown coordinate,
     a value out of range). A ``ValueError``, so code that catches bad arguments catches it."""
+
+
+class DamagedStoreError(StoreError):
+    """A store's files are missing or changed since it was completed, or its format is unknown."""
 
 
 class IncompleteRecordingError(StoreError):

@@ -373,7 +373,8 @@ def run(
                 run_lesion_sweeps(protocol, exp.subject.model, exp.plan.sets, exp.device, out,
                                   state.lesions_done, lambda: store.write_run_state(group, state), quiet)
             state.stage = "complete"
-            group.attrs.update({"complete": True, "finished": _now(), store.RUN_ATTR: asdict(state)})
+            group.attrs.update({"complete": True, "finished": _now(), store.MANIFEST_ATTR: store.manifest(out),
+                                store.RUN_ATTR: asdict(state)})
     return store.open_recording(out)
 
 
@@ -413,7 +414,7 @@ def _now() -> str:
 def _provenance(exp: Experiment) -> dict[str, Any]:
     p = exp.protocol
     return {
-        "neurorecord_format": 1,
+        "neurorecord_format": store.FORMAT,
         "protocol_name": p.name,
         "protocol_text": p.text,
         "protocol_sha256": p.sha256,

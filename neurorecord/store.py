@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -34,11 +35,17 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
-from .errors import IncompleteRecordingError, StoreError
+from ._validation import check_choice
+from .errors import DamagedStoreError, IncompleteRecordingError, StoreError
 
 __all__ = [
     "ACTIVITY_CODEC",
     "ANALYSES_NODE",
+    "FORMAT",
+    "MANIFEST_ATTR",
+    "check_files",
+    "check_format",
+    "manifest",
     "BEHAVIOUR_NODE",
     "LESIONS_NODE",
     "RUN_ATTR",
@@ -61,6 +68,11 @@ __all__ = [
 
 #: Root attribute holding the :class:`RunState`.
 RUN_ATTR = "run"
+#: Version of the store's layout this package writes (2: ``behaviour`` node and the manifest);
+#: it reads every version up to this one.
+FORMAT = 2
+#: Root attribute holding the manifest: every file of the store at completion, with size and CRC-32.
+MANIFEST_ATTR = "manifest"
 #: Root node of the analysis results (``analyses/<region>/<name>``).
 ANALYSES_NODE = "analyses"
 #: Root node of the lesion results (``lesions/<name>``).
@@ -127,7 +139,7 @@ def not_a_store(path: Path) -> StoreError:
     return StoreError(f"{path}: {what}")
 
 
-def open_recording(path: str | os.PathLike[str], allow_incomplete: bool = False) -> xr.DataTree:
+def open_recording(path: str | os.PathLike[str], allow_incomplete: bool = False, verify: str = "sizes") -> xr.DataTree:
     """Open a recording lazily (dask-backed) as an ``xarray.DataTree``.
 
     Parameters
@@ -136,6 +148,11 @@ def open_recording(path: str | os.PathLike[str], allow_incomplete: bool = False)
         The folder given to ``neurorecord run --out``.
     allow_incomplete
         Open a store whose run did not finish; unwritten presentations read as NaN.
+    verify
+        How a complete store is checked against the manifest written when it was completed:
+        ``"sizes"`` (default: every file there, with its size; a directory listing and a
+        ``stat`` per file), ``"checksums"`` (also the CRC-32 of every file: reads the whole
+        store), or ``"none"``.
 
     Returns
     -------
@@ -151,6 +168,9 @@ def open_recording(path: str | os.PathLike[str], allow_incomplete: bool = False)
         ``path`` is not a neurorecord store.
     IncompleteRecordingError
         The run was interrupted and ``allow_incomplete`` is False.
+    DamagedStoreError
+        A file of a complete store is missing or changed (each one named), or the store was
+        written by a newer neurorecord.
 
     Examples
     --------
@@ -169,6 +189,14 @@ def open_recording(path: str | os.PathLike[str], allow_incomplete: bool = False)
         raise IncompleteRecordingError(f"{path}: the store skeleton was never finished; re-run with --resume")
     if not state.complete and not allow_incomplete:
         raise IncompleteRecordingError(f"{path}: recording is {state.describe()}; or open it with allow_incomplete=True")
+    check_choice("verify", verify, ("sizes", "checksums", "none"), error=StoreError)
+    attrs = root_attrs(path)
+    check_format(path, attrs)
+    if state.complete and verify != "none":
+        problems = check_files(path, attrs, checksums=verify == "checksums")
+        if problems:
+            raise DamagedStoreError(f"{path}: the store is damaged: {'; '.join(problems[:10])}"
+                                    + (f"; and {len(problems) - 10} more" if len(problems) > 10 else ""))
     tree = xr.open_datatree(path, engine="zarr", chunks={}, consolidated=False)
     regions = [r for r in [*tree.attrs.get("regions", []), BEHAVIOUR_NODE] if r in tree.children]
     order = {f"/{r}": i for i, r in enumerate(regions)}
@@ -389,3 +417,84 @@ def _jsonable(value: object) -> object:
         return value
     except TypeError:
         return str(value)
+
+
+# ------------------------------------------------------------------ what a complete store holds
+
+
+def manifest(out: Path) -> dict[str, list[int]]:
+    """Every file of the store except the root ``zarr.json``: relative path -> [bytes, CRC-32].
+
+    Written into the root's attributes when a run completes (in the same atomic write that marks
+    it complete), so a deleted, truncated or overwritten chunk is found later by
+    :func:`check_files`.
+    """
+    files = {}
+    for folder, dirs, names in os.walk(out):
+        dirs.sort()
+        for name in sorted(names):
+            file = Path(folder, name)
+            rel = file.relative_to(out).as_posix()
+            if rel == "zarr.json":
+                continue
+            data = file.read_bytes()
+            files[rel] = [len(data), zlib.crc32(data)]
+    return files
+
+
+def check_format(path: Path, attrs: dict[str, Any]) -> None:
+    """Refuse a store written by a newer neurorecord, naming both versions."""
+    found = attrs.get("neurorecord_format", 1)
+    if not isinstance(found, int) or found > FORMAT:
+        raise DamagedStoreError(
+            f"{path}: store format {found!r} was written by a newer neurorecord; this version ({_version()}) reads "
+            f"formats 1 to {FORMAT}: upgrade neurorecord to read it"
+        )
+
+
+def check_files(path: Path, attrs: dict[str, Any] | None = None, checksums: bool = False) -> list[str]:
+    """Compare a complete store with its manifest; return one line per missing or changed file.
+
+    Stores of format 1 have no manifest: nothing to compare (an empty list).
+
+    Examples
+    --------
+    >>> import neurorecord, tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "digits"
+    >>> _ = neurorecord.run(neurorecord.default_protocol_path(), out, quiet=True)
+    >>> (out / "fc2" / "activity" / "c" / "1" / "0").unlink()
+    >>> check_files(out)
+    ['fc2/activity/c/1/0 is missing (chunk of array fc2/activity)']
+    """
+    attrs = root_attrs(path) if attrs is None else attrs
+    expected = attrs.get(MANIFEST_ATTR)
+    if not expected:
+        return []
+    problems = []
+    for rel, (size, crc) in expected.items():
+        file = path / rel
+        what = _what(rel)
+        try:
+            found = file.stat().st_size
+        except FileNotFoundError:
+            problems.append(f"{rel} is missing{what}")
+            continue
+        if found != size:
+            problems.append(f"{rel} has {found} bytes, expected {size}{what}")
+        elif checksums and zlib.crc32(file.read_bytes()) != crc:
+            problems.append(f"{rel} has changed (CRC-32 differs){what}")
+    return problems
+
+
+def _what(rel: str) -> str:
+    parts = rel.split("/")
+    if "c" in parts:
+        return f" (chunk of array {'/'.join(parts[: parts.index('c')])})"
+    return " (metadata)" if parts[-1] == "zarr.json" else ""
+
+
+def _version() -> str:
+    try:
+        return metadata.version("neurorecord")
+    except metadata.PackageNotFoundError:  # pragma: no cover - a source tree that was not installed
+        return "unknown"

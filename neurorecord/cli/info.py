@@ -9,13 +9,19 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from ..store import BEHAVIOUR_NODE, not_a_store, read_run_state, root_attrs
+from ..errors import DamagedStoreError
+from ..store import BEHAVIOUR_NODE, MANIFEST_ATTR, check_files, check_format, not_a_store, read_run_state, root_attrs
 
 __all__ = ["describe_store"]
 
 
-def describe_store(path: str | os.PathLike[str]) -> str:
-    """Regions, shapes, coordinates, provenance and completeness of a store, as text."""
+def describe_store(path: str | os.PathLike[str], check: bool = False) -> str:
+    """Regions, shapes, coordinates, provenance and completeness of a store, as text.
+
+    With ``check``, every file of a complete store is read and compared with the manifest
+    written at completion; a damaged store raises :class:`~neurorecord.errors.DamagedStoreError`
+    naming each missing or changed file.
+    """
     path = Path(path)
     state = read_run_state(path)
     if state is None:
@@ -24,6 +30,15 @@ def describe_store(path: str | os.PathLike[str]) -> str:
     if state.stage == "creating":
         return "\n".join(lines)
     attrs = root_attrs(path)
+    check_format(path, attrs)
+    problems = check_files(path, attrs, checksums=check) if state.complete else []
+    if problems:
+        raise DamagedStoreError(f"{path}: the store is damaged ({len(problems)} problem(s)): " + "; ".join(problems))
+    manifest = attrs.get(MANIFEST_ATTR)
+    if state.complete:
+        how = "sizes and CRC-32 of" if check else "sizes of"
+        lines.append(f"check     {how} all {len(manifest)} files match the manifest" if manifest
+                     else "check     no manifest (store format 1): files cannot be checked")
     subject = attrs.get("subject", {})
     lines += [
         f"protocol  {attrs.get('protocol_name')}  sha256 {attrs.get('protocol_sha256')}",

@@ -98,7 +98,7 @@ def _positive(text: str) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from .info import describe_store
 
-    print(describe_store(args.store))
+    print(describe_store(args.store, check=args.check))
     return 0
 
 
@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="describe a recording store: regions, shapes, coords, provenance, completeness")
     p.add_argument("store")
+    p.add_argument("--check", action="store_true",
+                   help="read every file and compare it with the manifest written at completion (CRC-32); exit 2 if damaged")
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the protocol format (for editor completion)")
