@@ -1,4 +1,4 @@
-"""Per-unit tests at scale: ANOVA, Kruskal-Wallis and the FDR step of ``neurorecord.analysis.stats``.
+"""Per-unit tests at scale: ANOVA, Kruskal-Wallis, the Rayleigh null and the FDR step of ``neurorecord.analysis.stats``.
 
 Measured in one run, on the same seeded data: 2,000 trials (presentations) x 100,000 units of
 random float32 responses (standard normal; 800 MB), in 10 conditions of 200 trials each, in
@@ -6,9 +6,9 @@ random order. Compared:
 
 * **ours**: ``stats.anova(activity, "label")`` and ``stats.kruskal(activity, "label")`` on the
   numpy-backed DataArray, everything included (checks, blocks of units, the tests, the FDR step
-  per region). By default blocks of units run in a pool of one thread per CPU (``ours s``
-  column); the ``1 thr s`` column is the same call under
-  ``dask.config.set(scheduler="synchronous")``, one thread.
+  per region). Blocks of units run one after the other in the calling thread; BLAS may use
+  several threads in the matrix products (``ours s`` column); the ``1 thr s`` column is the same
+  call with BLAS limited to one thread (``threadpoolctl``).
 * **scipy, vectorised**: ``scipy.stats.f_oneway(*groups, axis=0)`` and ``kruskal(..., axis=0)``
   on a slice of ``--scipy-units`` units (default 10,000) of the same data, cast to float64 and
   split into the 10 groups beforehand (not timed), scaled linearly to all units. scipy runs on
@@ -23,15 +23,29 @@ random order. Compared:
   recording larger than memory. Then the same with chunks split along neuroid too (256 x the
   units of one block), to show what bounds the memory.
 
+* **kernels**: each fast kernel against the plain computation it replaces, on one block of
+  units (as ``map_unit_blocks`` hands them: all trials x 16 MiB of float64), one thread:
+  ``rank_sums`` on float32 activity (float32 keys), on Poisson counts (counting) and on float64
+  values (argsort) against ``scipy.stats.rankdata(axis=0)`` followed by the group sums; each
+  result checked equal. (The ANOVA is the plain centred computation itself since its cached
+  row-slice pass gained at most 1.3x: ``benchmarks/README.md``.)
+* **Rayleigh**: ``stats.rayleigh`` (tuning-curve resultant, permutation null, 1,000 shuffles) on
+  2,000 Poisson units over 8 directions with 6 to 13 trials each, against the same null computed
+  by ``stats.permutation_test`` with a resultant function vectorised over units (one shuffle at a
+  time), and against the per-unit loop (timed on ``--loop-units`` / 10 units, scaled); p values
+  checked equal.
+
 Also reported: the peak resident memory (``resource.getrusage``) of this process above the data,
 the agreement of our statistics with scipy's on the slice, the load average, and the CPU time of
-our calls (CPU/wall > 1 means the threads ran in parallel). The machine may be shared (other
+our calls (CPU/wall > 1 means BLAS threads ran in parallel). The machine may be shared (other
 test runs): every timing is the fastest of its rounds (``--repeats`` interleaved rounds of ours,
 two of each scipy baseline), the usual reading of a timing on a machine whose other load only
 ever slows a round down; read the load averages printed with them.
 
 Targets: ANOVA >= 10x faster than scipy's vectorised call, Kruskal-Wallis >= 3x; both >= 50x
-faster than the per-unit loop; memory bounded by blocks of units.
+faster than the per-unit loop; memory bounded by blocks of units; each fast kernel faster than
+the plain computation it replaces (else it goes); the Rayleigh null on 2,000 units x 1,000
+shuffles in seconds. Figures from runs on the development machine: ``benchmarks/README.md``.
 
 Run from the repository root::
 
@@ -134,14 +148,72 @@ def as_activity(x: np.ndarray, labels: np.ndarray) -> xr.DataArray:
     )
 
 
-def ours(test: str, activity: xr.DataArray, synchronous: bool = False) -> xr.Dataset:
-    import dask
+def ours(test: str, activity: xr.DataArray, one_thread: bool = False) -> xr.Dataset:
+    from threadpoolctl import threadpool_limits
 
     fn = getattr(stats, test)
-    if synchronous:
-        with dask.config.set(scheduler="synchronous"):
+    if one_thread:
+        with threadpool_limits(limits=1, user_api="blas"):
             return fn(activity, "label")
     return fn(activity, "label")
+
+
+def best_of(fn: Callable[[], Any], rounds: int) -> tuple[float, Any]:
+    """Fastest wall time of ``rounds`` calls of ``fn`` and its (last) result."""
+    times, out = [], None
+    for _ in range(max(1, rounds)):
+        wall, _, out = timed(fn)
+        times.append(wall)
+    return min(times), out
+
+
+def kernels(n_trials: int, n_conditions: int, seed: int, rounds: int) -> list[tuple[str, float, float, str]]:
+    """(kernel, ours s, plain s, agreement) on one block of units, one thread."""
+    from threadpoolctl import threadpool_limits
+
+    from neurorecord.analysis import _ranks
+
+    width = max(1, _units.BLOCK_BYTES // (8 * n_trials))
+    x32, labels = make_data(n_trials, width, n_conditions, seed)
+    counts, _ = make_data(n_trials, width, n_conditions, seed + 1, counts=True)
+    x64 = x32.astype(np.float64) * (1 + 2.0**-40)  # float64 values that are not float32: the argsort path
+    one_hot = np.zeros((n_conditions, n_trials))
+    one_hot[labels, np.arange(n_trials)] = 1.0
+
+    def plain_ranks(block: np.ndarray) -> np.ndarray:
+        return one_hot @ scipy.stats.rankdata(block, axis=0)
+
+    rows = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for name, block in (("rank_sums, float32 keys", x32), ("rank_sums, counting (Poisson)", counts),
+                            ("rank_sums, argsort (float64)", x64)):
+            fast_s, fast = best_of(lambda: _ranks.rank_sums(block, labels, n_conditions), rounds)
+            slow_s, slow = best_of(lambda: plain_ranks(block), rounds)
+            rows.append((name, fast_s, slow_s, "rank sums equal" if np.array_equal(fast[0], slow) else "DIFFER"))
+    return rows
+
+
+def rayleigh_bench(seed: int, loop_units: int) -> dict[str, Any]:
+    """The Rayleigh null on 2,000 Poisson units, 8 directions, 6 to 13 trials each, 1,000 shuffles."""
+    rng = np.random.default_rng(seed)
+    per_direction = np.array([6, 13, 8, 11, 7, 12, 9, 10])
+    codes = np.repeat(np.arange(8), per_direction)[rng.permutation(per_direction.sum())]
+    x = rng.poisson(30.0, size=(len(codes), 2000)).astype(np.float32)
+    act = xr.DataArray(x, dims=("presentation", "neuroid"), coords={"direction": ("presentation", codes * 45.0)})
+    theta = np.deg2rad(np.arange(8) * 45.0)
+
+    def resultant(values: np.ndarray, labels: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        means = np.stack([values[labels == k].mean(axis=0) for k in range(len(levels))])
+        return np.hypot(np.cos(theta) @ means, np.sin(theta) @ means) / means.sum(axis=0)
+
+    ours_s, res = best_of(lambda: stats.rayleigh(act, "direction", period=360.0, n_permutations=1000), 2)
+    generic_s, generic = best_of(lambda: stats.permutation_test(act, "direction", resultant, n_permutations=1000), 1)
+    sample = max(1, loop_units // 10)
+    loop_s, _ = best_of(lambda: [stats.permutation_test(act.isel(neuroid=[j]), "direction", resultant, n_permutations=1000)
+                                 for j in range(sample)], 1)
+    return {"ours": ours_s, "generic": generic_s, "loop": loop_s * x.shape[1] / sample, "sample": sample,
+            "equal": bool(np.array_equal(res["p"].values, generic["p"].values)),
+            "fpr": float((res["p"].values < 0.05).mean())}
 
 
 def scipy_vectorised(test: str, groups: list[np.ndarray]) -> Any:
@@ -224,8 +296,8 @@ def main() -> None:
     for _ in range(args.repeats):
         loads.append(load())
         for test in ("anova", "kruskal"):
-            for mode in ("threads", "1 thread"):
-                wall, cpu, res = timed(lambda: ours(test, activity, synchronous=mode == "1 thread"))
+            for mode in ("blas", "1 thread"):
+                wall, cpu, res = timed(lambda: ours(test, activity, one_thread=mode == "1 thread"))
                 times.setdefault(f"{test}/{mode}", []).append((wall, cpu))
                 results[test] = res
     ours_rss = peak_rss_mb()
@@ -256,6 +328,10 @@ def main() -> None:
     columns = np.asarray(x[:, sample], dtype=np.float64)
     loop = {test: min(timed(lambda: scipy_loop(test, columns, index))[0] for _ in range(2)) for test in ("anova", "kruskal")}
 
+    # ---------------------------------------------------------------- kernels, Rayleigh
+    kernel_rows = kernels(n, k, args.seed + 2, max(2, args.repeats))
+    ray = rayleigh_bench(args.seed + 3, args.loop_units)
+
     # ---------------------------------------------------------------- dask-backed, in a child
     children: list[tuple[float, dict[str, Any]]] = []
     if not args.no_dask:
@@ -284,7 +360,7 @@ def main() -> None:
     print("-" * len(header))
     verdicts = []
     for test, name in (("anova", "ANOVA"), ("kruskal", "Kruskal-Wallis")):
-        wall, cpu = min(times[f"{test}/threads"])  # the fastest round, as for scipy's calls
+        wall, cpu = min(times[f"{test}/blas"])  # the fastest round, as for scipy's calls
         single = min(w for w, _ in times[f"{test}/1 thread"])
         v, lp = vec[test] * scale, loop[test] * u / len(sample)
         t_vec, t_loop = TARGETS[test]
@@ -302,6 +378,16 @@ def main() -> None:
           f"data {x.nbytes / 2**20:,.0f} MiB; {base_rss:,.0f} MiB with the data, "
           f"{ours_rss:,.0f} MiB during our tests (+{ours_rss - base_rss:,.0f} MiB), {peak_rss_mb():,.0f} MiB "
           f"by the end (scipy, counts)")
+    width = max(1, _units.BLOCK_BYTES // (8 * n))
+    print(f"\nkernels on one block ({n:,} trials x {width:,} units), one thread: ours vs the plain computation")
+    for name, fast_s, slow_s, agreement in kernel_rows:
+        print(f"  {name:<32}{fast_s:>8.3f} s {slow_s:>8.3f} s  x{slow_s / fast_s:>5.1f}  ({agreement})")
+    verdicts += [slow_s > fast_s for _, fast_s, slow_s, _ in kernel_rows]
+    print(f"\nRayleigh, 2,000 Poisson units, 8 directions with 6 to 13 trials, 1,000 shuffles: ours {ray['ours']:.2f} s; "
+          f"permutation_test (one shuffle at a time) {ray['generic']:.1f} s (p {'equal' if ray['equal'] else 'DIFFER'}); "
+          f"per-unit loop {ray['loop']:.0f} s (timed on {ray['sample']} units, scaled); "
+          f"untuned units with p < 0.05: {ray['fpr']:.3f}")
+    verdicts.append(ray["ours"] < 10.0)
     for store_s, child in children:
         print(f"dask-backed, zarr chunks of {child['chunks'][0][0]} presentations x {child['chunks'][1][0]:,} units "
               f"(store written in {store_s:.1f} s; fresh process, {child['rss_before_mb']:,.0f} MiB at start):")

@@ -12,23 +12,17 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from ._units import AnalysisError, check_activity
+from .._validation import check_choice, check_scalar
+from ..errors import AnalysisError
+from ._levels import match_level
+from ._units import check_activity
+from .selectivity import INDICES
 
 __all__ = ["Population", "define_population", "TESTS", "INDICES"]
 
-#: Tests a population rule can use, and the name of each one's statistic.
-TESTS = {"anova": "F", "kruskal": "H", "ttest_ovr": "t", "mannwhitney_ovr": "U", "rayleigh": "Z"}
-#: Indices a rule can threshold: index name -> (``selectivity`` index, variable it returns).
-INDICES = {
-    "csi": ("csi", "csi"),
-    "dprime": ("dprime", "dprime"),
-    "osi_vector": ("osi", "osi_vector"),
-    "osi_ratio": ("osi", "osi_ratio"),
-    "dsi_vector": ("dsi", "dsi_vector"),
-    "dsi_ratio": ("dsi", "dsi_ratio"),
-    "lifetime_sparseness": ("lifetime_sparseness", "lifetime_sparseness"),
-    "magnitude": ("magnitude", "magnitude"),
-}
+#: Tests a population rule can use, and the name of each one's statistic (for ``rayleigh`` the
+#: resultant length of the tuning curve, whose permutation p the rule thresholds).
+TESTS = {"anova": "F", "kruskal": "H", "ttest_ovr": "t", "mannwhitney_ovr": "U", "rayleigh": "R"}
 
 
 @dataclass(frozen=True)
@@ -75,7 +69,8 @@ class Population:
     def from_dataset(cls, ds: xr.Dataset) -> "Population":
         """Rebuild a population read back from a store."""
         if "member" not in ds or "rule" not in ds.attrs:
-            raise AnalysisError("dataset is not a population table (needs a 'member' variable and a 'rule' attribute)")
+            raise AnalysisError("ds: expected a population table (a 'member' variable and a 'rule' attribute), "
+                                f"found variables {sorted(ds.data_vars)} and attributes {sorted(ds.attrs)}")
         return cls(str(ds.attrs.get("population", ds.attrs.get("name", ""))), ds)
 
 
@@ -91,6 +86,8 @@ def define_population(
     index_above: float | None = None,
     period: float | None = None,
     correction: Literal["fdr_bh", "bonferroni"] = "fdr_bh",
+    n_permutations: int = 1000,
+    seed: int | None = 0,
 ) -> Population:
     """Define a population: units whose test passes ``q < q_below`` (and ``index > index_above``).
 
@@ -103,7 +100,8 @@ def define_population(
     test
         ``anova`` / ``kruskal`` (responsive to ``by``), ``ttest_ovr`` / ``mannwhitney_ovr``
         (selective for ``condition``: one-vs-rest, and responding *more* to it than to the rest),
-        ``rayleigh`` (circularly tuned over angle ``by`` with ``period``).
+        ``rayleigh`` (circularly tuned over angle ``by`` with ``period``: the resultant of the
+        tuning curve against a permutation null, see :func:`~neurorecord.analysis.stats.rayleigh`).
     by
         The presentation coordinate defining conditions.
     q_below
@@ -111,13 +109,32 @@ def define_population(
     condition
         The level of ``by`` a one-vs-rest rule is about (required for ``*_ovr`` and ``dprime``).
     index, index_above
-        Optional second criterion: an index (see :data:`INDICES`) that must exceed ``index_above``.
+        Optional second criterion: an index that must exceed ``index_above``. Any name of
+        :data:`~neurorecord.analysis.selectivity.INDICES` with one value per unit (every one
+        but ``population_sparseness``); the rule thresholds its
+        :attr:`~neurorecord.analysis.selectivity.IndexSpec.threshold` (``osi`` and ``dsi``: the
+        vector form, defined for any set of angles; ``osi_ratio``/``dsi_ratio`` for the ratio
+        form), computed alone: the vector forms need no orthogonal/opposite angles.
     period
-        Period in degrees of ``by`` for ``rayleigh`` and orientation/direction indices.
+        Period in degrees of ``by`` for ``rayleigh`` (the ``osi*`` indices use 180 and the
+        ``dsi*`` indices 360, whatever ``period`` says).
+    correction
+        Multiple-comparison correction of the test's p values over the units of each region.
+    n_permutations, seed
+        Of the permutation null of ``rayleigh`` (unused by the other tests).
 
     Returns
     -------
     Population
+        Its ``table`` holds, for every candidate unit, ``member``, ``statistic``, ``p``, ``q``
+        and the thresholded index (named after the index it thresholds, e.g. ``osi_vector``).
+
+    Raises
+    ------
+    AnalysisError
+        An unknown test or index, an index without one value per unit, a missing ``condition``
+        (one-vs-rest rules), ``period`` (rayleigh) or half of the ``index``/``index_above``
+        pair; anything the test or the index raises.
 
     Examples
     --------
@@ -136,28 +153,37 @@ def define_population(
     from . import stats
     from .selectivity import selectivity
 
-    if test not in TESTS:
-        raise AnalysisError(f"test: unknown test {test!r}; valid tests: {', '.join(TESTS)}")
-    activity = check_activity(activity, by)
-    one_vs_rest = test.endswith("_ovr") or index == "dprime"
-    if one_vs_rest and condition is None:
-        raise AnalysisError(f"condition: a one-vs-rest rule ({test}, {index}) needs the level of {by!r} it is about")
-    if test == "rayleigh" and period is None:
-        raise AnalysisError("period: the rayleigh test needs the period of the angles in degrees (180 or 360)")
+    check_choice("test", test, tuple(TESTS), error=AnalysisError)
+    spec = INDICES[check_choice("index", index, tuple(INDICES), error=AnalysisError)] if index is not None else None
+    if spec is not None and spec.threshold is None:
+        per_unit = ", ".join(repr(k) for k, v in INDICES.items() if v.threshold is not None)
+        raise AnalysisError(f"index: expected an index with one value per unit ({per_unit}), found {index!r} "
+                            "(one value per condition)")
+    q_below = check_scalar("q_below", q_below, float, low=0, high=1, closed="right", error=AnalysisError)
     if (index is None) != (index_above is None):
-        raise AnalysisError("index and index_above go together: give both or neither")
-    if index is not None and index not in INDICES:
-        raise AnalysisError(f"index: unknown index {index!r}; valid indices: {', '.join(INDICES)}")
+        given, missing = ("index", "index_above") if index is not None else ("index_above", "index")
+        raise AnalysisError(f"{missing}: expected a value together with {given} (give both or neither), found None")
+    if index_above is not None:
+        index_above = check_scalar("index_above", index_above, float, error=AnalysisError)
+    activity = check_activity(activity, by)
+    one_vs_rest = test.endswith("_ovr") or (spec is not None and spec.per_condition)
+    if one_vs_rest and condition is None:
+        raise AnalysisError(f"condition: expected the level of {by!r} a one-vs-rest rule ({test}, {index}) is about, "
+                            "found None")
+    if test == "rayleigh" and period is None:
+        raise AnalysisError("period: expected the period of the angles in degrees (180 or 360) for the rayleigh test, "
+                            "found None")
 
     if test == "rayleigh":
-        result = stats.rayleigh(activity, by, period=period, correction=correction)
+        result = stats.rayleigh(activity, by, period=period, correction=correction, n_permutations=n_permutations,
+                                seed=seed)
     else:
         result = getattr(stats, test)(activity, by, correction=correction)
     statistic = result[TESTS[test]]
     p, q = result["p"], result["q"]
     passed = q < q_below
     if test.endswith("_ovr"):
-        level = _level(result, by, condition)
+        level = _level(result[by].values, by, condition)
         statistic, p, q = statistic.sel({by: level}), p.sel({by: level}), q.sel({by: level})
         passed = q < q_below
         if test == "ttest_ovr":
@@ -169,14 +195,14 @@ def define_population(
     variables: dict[str, xr.DataArray] = {"statistic": statistic, "p": p, "q": q}
     rule = (f"{test}(by={by}" + (f", condition={condition}" if condition is not None else "")
             + (f", period={period:g}" if period is not None else "") + f") q < {q_below}")
-    if index is not None:
-        kind, var = INDICES[index]
-        values = selectivity(activity, by, kind)[var]
+    if spec is not None:
+        thresholded = str(spec.threshold)  # the per-unit index, computed alone
+        values = selectivity(activity, by, thresholded)[thresholded]
         if by in values.dims:
-            values = values.sel({by: _level(values.to_dataset(name=var), by, condition)})
-        variables[index] = values
+            values = values.sel({by: _level(values[by].values, by, condition)})
+        variables[thresholded] = values
         passed = passed & (values > index_above)
-        rule += f" and {index} > {index_above}"
+        rule += f" and {thresholded} > {index_above}"
     rule += f" ({correction})"
     variables["member"] = passed.fillna(False).astype(bool) if passed.dtype != bool else passed
     table = xr.Dataset({k: v.drop_vars(by, errors="ignore") for k, v in variables.items()})
@@ -192,16 +218,17 @@ def define_population(
         "n_members": int(table["member"].sum()),
         "n_candidates": int(table.sizes["neuroid"]),
     }
+    if "null" in result.attrs:
+        table.attrs["null"] = str(result.attrs["null"])
     optional = {"condition": condition, "index": index, "index_above": index_above, "period": period}
     table.attrs.update({k: (str(v) if k == "condition" else v) for k, v in optional.items() if v is not None})
     return Population(name, table)
 
 
-def _level(result: xr.Dataset, by: str, condition: Any) -> Any:
-    levels = result[by].values
-    match = [lv for lv in levels if str(lv) == str(condition) or lv == condition]
-    if not match:
+def _level(levels: Any, by: str, condition: Any) -> Any:
+    level = match_level(levels, condition)
+    if level is None:
         raise AnalysisError(
-            f"condition: {condition!r} is not a level of {by!r}; levels: {', '.join(str(v) for v in levels)}"
+            f"condition: expected a level of {by!r}, found {condition!r}; levels: {', '.join(str(v) for v in levels)}"
         )
-    return match[0]
+    return level

@@ -1,5 +1,8 @@
 """Selectivity indices: how strongly each unit prefers some conditions over the others.
 
+(Over 500 lines for one job: the table of indices, their kernels from condition means, their
+plain-numpy forms and the analysis that computes them stay together.)
+
 :func:`selectivity` computes one index per call on a recording (presentation x neuroid) grouped
 by a stimulus coordinate, from the same per-condition statistics on model and biological data,
 on numpy or dask-backed activity. The indices:
@@ -13,31 +16,42 @@ index                        definition (r_k: the unit's mean response in     di
 ``dprime``                   one-vs-rest d' per condition                    (by, neuroid)
 ``osi``, ``dsi``             orientation / direction selectivity, vector     (neuroid,)
                              and ratio forms, ``by`` in degrees
+``osi_vector``,              one form alone (``dsi_vector``, ``dsi_ratio``    (neuroid,)
+``osi_ratio``, ...           likewise); the vector form needs no partner
+                             angles
 ``lifetime_sparseness``      Vinje & Gallant (2000) over the K condition     (neuroid,)
                              means
 ``population_sparseness``    the same formula across units, per condition    (by,)
 ``magnitude``                mean |response| over all presentations          (neuroid,)
 ===========================  ==============================================  ============
 
-The scalar per-unit indices are also available as plain functions of numpy arrays in
-:data:`INDEX_FUNCTIONS` (``(values, codes, levels) -> (units,)``), for permutation tests.
+:data:`INDICES` is the one table of index names, shared with
+:func:`~neurorecord.analysis.populations.define_population` (which thresholds the per-unit
+ones) and the protocol checks of :mod:`neurorecord.analysis.checks`. The scalar per-unit
+indices are also available as plain functions of numpy arrays in :data:`INDEX_FUNCTIONS`
+(``(values, codes, levels) -> (units,)``), for permutation tests.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from ._units import AnalysisError, check_activity, grouping, map_unit_blocks, unit_dataset
+from .._validation import check_choice
+from ..errors import AnalysisError
+from ._levels import angle_problem, fold, partner_problem, partners
+from ._units import check_activity, grouping, map_unit_blocks, unit_dataset
 from .tuning import _common_attrs, group_means, group_moments
 
 __all__ = [
     "selectivity",
     "INDEX_FUNCTIONS",
     "INDICES",
+    "IndexSpec",
     "csi_index",
     "osi_vector_index",
     "dsi_vector_index",
@@ -45,21 +59,77 @@ __all__ = [
     "magnitude_index",
 ]
 
-#: Indices :func:`selectivity` computes.
-INDICES = ("csi", "dprime", "osi", "dsi", "lifetime_sparseness", "population_sparseness", "magnitude")
+@dataclass(frozen=True)
+class IndexSpec:
+    """One selectivity index: what :func:`selectivity` returns for it, what it needs of ``by``,
+    and what a population rule thresholds.
 
-#: Indices defined for non-negative responses only; they take ``negative=``.
-_NONNEGATIVE = ("csi", "osi", "dsi", "lifetime_sparseness", "population_sparseness")
+    Attributes
+    ----------
+    name : str
+        The index name (``index=`` of :func:`selectivity` and of a population rule).
+    variables : tuple of str
+        The variables :func:`selectivity` returns (besides ``n``).
+    threshold : str or None
+        The per-unit index a population rule with ``index=name`` thresholds (itself an index
+        name: ``osi`` thresholds ``osi_vector``, the form defined for any set of angles); None
+        for an index with no value per unit (``population_sparseness``).
+    family : str or None
+        ``"osi"`` or ``"dsi"`` for the orientation and direction indices: ``by`` holds angles in
+        degrees, with period :attr:`period`.
+    period : float or None
+        Period of the angles in degrees (180 for OSI, 360 for DSI).
+    vector, ratio : bool
+        Whether the vector form and the ratio form are computed; the ratio form needs each
+        angle's orthogonal (OSI) or opposite (DSI) partner among the levels.
+    nonnegative : bool
+        Defined for non-negative responses only (takes ``negative=``).
+    per_condition : bool
+        One value per condition (``dprime``): a rule takes it at ``condition``.
+    """
+
+    name: str
+    variables: tuple[str, ...]
+    threshold: str | None
+    family: str | None = None
+    period: float | None = None
+    vector: bool = False
+    ratio: bool = False
+    nonnegative: bool = False
+    per_condition: bool = False
+
+
+def _angular(family: str, period: float) -> dict[str, IndexSpec]:
+    both = (f"{family}_vector", f"{family}_ratio", "preferred", "preferred_vector")
+    return {
+        family: IndexSpec(family, both, f"{family}_vector", family, period, True, True, True),
+        f"{family}_vector": IndexSpec(f"{family}_vector", (f"{family}_vector", "preferred_vector"), f"{family}_vector",
+                                      family, period, vector=True, nonnegative=True),
+        f"{family}_ratio": IndexSpec(f"{family}_ratio", (f"{family}_ratio", "preferred"), f"{family}_ratio", family,
+                                     period, ratio=True, nonnegative=True),
+    }
+
+
+#: The one table of index names: :func:`selectivity` computes each, a population rule
+#: (:func:`~neurorecord.analysis.populations.define_population`, a protocol's ``index:``)
+#: thresholds each one's :attr:`IndexSpec.threshold`, and the protocol checks read what each
+#: needs of ``by``.
+INDICES: dict[str, IndexSpec] = {
+    "csi": IndexSpec("csi", ("csi", "preferred"), "csi", nonnegative=True),
+    "dprime": IndexSpec("dprime", ("dprime",), "dprime", per_condition=True),
+    **_angular("osi", 180.0),
+    **_angular("dsi", 360.0),
+    "lifetime_sparseness": IndexSpec("lifetime_sparseness", ("lifetime_sparseness",), "lifetime_sparseness",
+                                     nonnegative=True),
+    "population_sparseness": IndexSpec("population_sparseness", ("population_sparseness",), None, nonnegative=True),
+    "magnitude": IndexSpec("magnitude", ("magnitude",), "magnitude"),
+}
+
 _NEGATIVE_CHOICES = ("raise", "shift", "nan")
-
-#: Angular tolerance (degrees) when matching an orthogonal or opposite angle to the levels.
-_ANGLE_ATOL = 1e-6
 
 
 def _check_negative(negative: object) -> str:
-    if negative not in _NEGATIVE_CHOICES:
-        raise AnalysisError(f"negative: expected one of {', '.join(map(repr, _NEGATIVE_CHOICES))}, found {negative!r}")
-    return str(negative)
+    return check_choice("negative", negative, _NEGATIVE_CHOICES, error=AnalysisError)
 
 
 def _nonnegative(means: np.ndarray, negative: str, index: str, unit_names: np.ndarray | None = None) -> np.ndarray:
@@ -109,15 +179,23 @@ def _csi_from_means(means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _angles(levels: np.ndarray, by: str, index: str) -> np.ndarray:
-    levels = np.asarray(levels)
-    if levels.dtype.kind not in "iuf":
-        raise AnalysisError(f"by: {index} needs angles in degrees, but coordinate {by!r} has {levels.dtype} values "
-                            f"({', '.join(map(str, levels[:5]))}, ...)")
-    return levels.astype(np.float64)
+    problem = angle_problem(levels, by, f"the {index} index")
+    if problem:
+        raise AnalysisError(f"by: {problem}")
+    return np.asarray(levels).astype(np.float64)
 
 
-def _vector_from_means(means: np.ndarray, angles: np.ndarray, period: float) -> tuple[np.ndarray, np.ndarray]:
-    """Vector index |sum r_k exp(2 pi i theta_k / period)| / sum r_k and the vector's angle (deg)."""
+def vector_from_means(means: np.ndarray, angles: np.ndarray, period: float) -> tuple[np.ndarray, np.ndarray]:
+    """Vector index ``|sum_k r_k exp(2 pi i theta_k / period)| / sum_k r_k`` and the vector's angle (deg).
+
+    ``means`` (conditions, units), ``angles`` (conditions,) in degrees. The index is NaN where
+    the means sum to 0; the angle, in [0, period), is NaN where the sum of vectors is 0 (below
+    1e-12 of the summed |means|: rounding of balanced responses).
+
+    >>> index, angle = vector_from_means(np.array([[1.0], [0.0], [0.0], [0.0]]), np.array([0, 45, 90, 135]), 180.0)
+    >>> index.round(12), angle
+    (array([1.]), array([0.]))
+    """
     phase = np.exp(2j * np.pi * angles / period)
     z = phase @ means
     total = means.sum(axis=0)
@@ -129,42 +207,20 @@ def _vector_from_means(means: np.ndarray, angles: np.ndarray, period: float) -> 
     return index, np.where(tiny | ~np.isfinite(index), np.nan, direction)
 
 
-def _fold(angles: np.ndarray, period: float) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct angles modulo ``period`` (sorted, in [0, period)) and each level's fold index."""
-    folded = np.mod(np.round(np.mod(angles, period), 9), period)
-    return np.unique(folded, return_inverse=True)
+def _ratio_from_means(means: np.ndarray, angles: np.ndarray, period: float) -> tuple[np.ndarray, np.ndarray]:
+    """(r_pref - r_partner) / (r_pref + r_partner) over means folded modulo ``period``; preferred (deg).
 
-
-def _partners(folded: np.ndarray, shift: float, period: float, by: str, index: str) -> np.ndarray:
-    """For each folded angle, the index of the angle ``shift`` degrees away; raise if missing."""
-    target = np.mod(folded + shift, period)
-    distance = np.abs(np.mod(target[:, None] - folded[None, :] + period / 2, period) - period / 2)
-    found = distance <= _ANGLE_ATOL
-    missing = ~found.any(axis=1)
-    if missing.any():
-        what = "orthogonal" if index == "osi" else "opposite"
-        pairs = ", ".join(f"{target[i]:g} (for {folded[i]:g})" for i in np.flatnonzero(missing)[:5])
-        raise AnalysisError(
-            f"by: the {index} ratio compares each preferred angle with the {what} one ({shift:g} deg away), "
-            f"but coordinate {by!r} has no level at {pairs}; levels modulo {period:g}: "
-            f"{', '.join(f'{a:g}' for a in folded)}. Record at {what} angles too, or use the vector index "
-            f"(INDEX_FUNCTIONS[{index + '_vector'!r}])"
-        )
-    return np.argmax(found, axis=1)
-
-
-def _ratio_from_means(means: np.ndarray, angles: np.ndarray, period: float, shift: float, by: str,
-                      index: str) -> tuple[np.ndarray, np.ndarray]:
-    """(r_pref - r_partner) / (r_pref + r_partner) over means folded modulo ``period``; preferred (deg)."""
-    folded, inverse = _fold(angles, period)
-    partners = _partners(folded, shift, period, by, index)
+    The partner of each angle is ``period / 2`` away; every angle must have one (checked before).
+    """
+    folded, inverse = fold(angles, period)
+    partner = partners(folded, period / 2, period)
     sums = np.zeros((len(folded), means.shape[1]))
     np.add.at(sums, inverse, means)
     fmeans = sums / np.bincount(inverse, minlength=len(folded))[:, None]
     preferred = np.argmax(fmeans, axis=0)
     cols = np.arange(means.shape[1])
     r_pref = fmeans[preferred, cols]
-    r_other = fmeans[partners[preferred], cols]
+    r_other = fmeans[partner[preferred], cols]
     den = r_pref + r_other
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(den > 0, (r_pref - r_other) / den, np.nan)
@@ -251,8 +307,8 @@ def osi_vector_index(values: np.ndarray, codes: np.ndarray, levels: np.ndarray, 
     >>> np.round(osi_vector_index(values, np.arange(4), np.array([0, 45, 90, 135])), 12)
     array([1., 0.])
     """
-    means = _nonnegative(_means(values, codes, levels), _check_negative(negative), "osi")
-    return _vector_from_means(means, _angles(levels, "levels", "osi"), 180.0)[0]
+    means = _nonnegative(_means(values, codes, levels), _check_negative(negative), "osi_vector")
+    return vector_from_means(means, _angles(levels, "levels", "osi_vector"), 180.0)[0]
 
 
 def dsi_vector_index(values: np.ndarray, codes: np.ndarray, levels: np.ndarray, negative: str = "raise") -> np.ndarray:
@@ -267,8 +323,8 @@ def dsi_vector_index(values: np.ndarray, codes: np.ndarray, levels: np.ndarray, 
     >>> np.round(dsi_vector_index(values, np.arange(4), np.array([0, 90, 180, 270])), 12)
     array([0.])
     """
-    means = _nonnegative(_means(values, codes, levels), _check_negative(negative), "dsi")
-    return _vector_from_means(means, _angles(levels, "levels", "dsi"), 360.0)[0]
+    means = _nonnegative(_means(values, codes, levels), _check_negative(negative), "dsi_vector")
+    return vector_from_means(means, _angles(levels, "levels", "dsi_vector"), 360.0)[0]
 
 
 def lifetime_sparseness_index(values: np.ndarray, codes: np.ndarray, levels: np.ndarray,
@@ -326,9 +382,10 @@ def selectivity(activity: xr.DataArray, by: str | None, index: str, **kwargs: An
         Responses (a ``time_bin`` dim is averaged over). May be dask-backed.
     by : str
         Name of the ``presentation`` coordinate whose values are the conditions (at least two);
-        angles in degrees for ``"osi"`` and ``"dsi"``. Not used by ``"magnitude"`` (may be None).
+        angles in degrees for the ``osi*`` and ``dsi*`` indices. Not used by ``"magnitude"``
+        (may be None).
     index : str
-        One of the indices below. With r_k the unit's mean response in condition k (K
+        One of the indices below (the names of :data:`INDICES`). With r_k the unit's mean response in condition k (K
         conditions):
 
         ``"csi"``
@@ -355,6 +412,10 @@ def selectivity(activity: xr.DataArray, by: str | None, index: str, **kwargs: An
             pref + 90 deg (OSI) or pref + 180 deg (DSI). Every level must have its
             orthogonal (OSI) / opposite (DSI) angle among the levels (within 1e-6 deg), else
             AnalysisError.
+        ``"osi_vector"``, ``"osi_ratio"``, ``"dsi_vector"``, ``"dsi_ratio"``
+            One form alone, with the same definition and variable names: the vector form
+            (``<x>si_vector``, ``preferred_vector``) needs no partner angles, so it serves any
+            set of angles; the ratio form (``<x>si_ratio``, ``preferred``) needs them.
         ``"lifetime_sparseness"``
             Vinje & Gallant (2000) over the K condition means of each unit:
             ``S = (1 - (sum_k r_k / K)**2 / (sum_k r_k**2 / K)) / (1 - 1/K)``; 1 for a unit that
@@ -367,7 +428,7 @@ def selectivity(activity: xr.DataArray, by: str | None, index: str, **kwargs: An
             Mean activation magnitude: mean of |response| over all presentations of each unit
             (not grouped).
     negative : {"raise", "shift", "nan"}, default "raise"
-        Only for ``csi``, ``osi``, ``dsi``, ``lifetime_sparseness`` and
+        Only for ``csi``, the ``osi*`` and ``dsi*`` indices, ``lifetime_sparseness`` and
         ``population_sparseness``, which are defined for non-negative responses (rates).
         The check is on condition means, not single presentations. ``"raise"``: a unit with a
         negative condition mean is an AnalysisError naming it; ``"shift"``: such a unit's
@@ -387,8 +448,9 @@ def selectivity(activity: xr.DataArray, by: str | None, index: str, **kwargs: An
     ------
     AnalysisError
         Unknown index or keyword, ``by`` not a presentation coordinate or with fewer than two
-        values, non-numeric angles, missing orthogonal/opposite angles, negative condition
-        means with ``negative="raise"``.
+        values, non-numeric angles, an angle without its orthogonal/opposite partner for a
+        ratio form (``osi``, ``osi_ratio``, ``dsi``, ``dsi_ratio``), negative condition means
+        with ``negative="raise"``.
 
     Examples
     --------
@@ -403,21 +465,20 @@ def selectivity(activity: xr.DataArray, by: str | None, index: str, **kwargs: An
     >>> osi = selectivity(activity, "orientation", "osi")
     >>> osi["osi_ratio"].values, osi["preferred"].values
     (array([1., 0.]), array([0., 0.]))
+    >>> sorted(selectivity(activity, "orientation", "osi_vector").data_vars)    # the vector form alone
+    ['n', 'osi_vector', 'preferred_vector']
     >>> selectivity(activity, "orientation", "lifetime_sparseness")["lifetime_sparseness"].values
     array([1., 0.])
     >>> selectivity(activity, "orientation", "population_sparseness")["population_sparseness"].values
     array([0.4, 1. ])
     """
-    if index not in INDICES:
-        from ..errors import did_you_mean
-
-        raise AnalysisError(f"index: expected one of {', '.join(INDICES)}, found {index!r}{did_you_mean(str(index), INDICES)}")
-    allowed = ("negative",) if index in _NONNEGATIVE else ()
+    spec = INDICES[check_choice("index", index, tuple(INDICES), error=AnalysisError)]
+    allowed = ("negative",) if spec.nonnegative else ()
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise AnalysisError(f"selectivity: unknown keyword(s) {', '.join(unknown)} for index {index!r}; "
                             f"it takes {', '.join(allowed) if allowed else 'no keywords'}")
-    negative = _check_negative(kwargs.get("negative", "raise")) if index in _NONNEGATIVE else None
+    negative = _check_negative(kwargs.get("negative", "raise")) if spec.nonnegative else None
 
     attrs: dict[str, Any] = {"analysis": "selectivity", "index": index}
     if by is not None:
@@ -438,10 +499,12 @@ def selectivity(activity: xr.DataArray, by: str | None, index: str, **kwargs: An
     coords = {by: (by, groups.levels)}
     n_var = {"n": ((by,), groups.counts.astype(np.int64))}
 
-    if index in ("osi", "dsi"):  # validate the angles before any work
+    if spec.family is not None:  # validate the angles before any work
         angles = _angles(groups.levels, by, index)
-        period, shift = (180.0, 90.0) if index == "osi" else (360.0, 180.0)
-        _partners(_fold(angles, period)[0], shift, period, by, index)
+        period = float(spec.period)
+        problem = partner_problem(angles, by, index, spec.family, period, period / 2) if spec.ratio else None
+        if problem:
+            raise AnalysisError(f"by: {problem}")
 
     if index == "dprime":
         def kernel(block: np.ndarray) -> np.ndarray:
@@ -458,20 +521,27 @@ def selectivity(activity: xr.DataArray, by: str | None, index: str, **kwargs: An
     names = np.asarray(act.coords["neuroid_id"].values) if "neuroid_id" in act.coords else None
     means = _nonnegative(means, str(negative), index, names)
 
-    variables: dict[str, tuple[tuple[str, ...], np.ndarray]]
+    variables: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
     if index == "csi":
         csi, preferred = _csi_from_means(means)
         variables = {"csi": (("neuroid",), csi), "preferred": (("neuroid",), groups.levels[preferred])}
         attrs["definition"] = "(mu_max - mu_rest) / (mu_max + mu_rest) over condition means (Morcos et al. 2018)"
-    elif index in ("osi", "dsi"):
-        vector, preferred_vector = _vector_from_means(means, angles, period)
-        ratio, preferred = _ratio_from_means(means, angles, period, shift, by, index)
-        variables = {f"{index}_vector": (("neuroid",), vector), f"{index}_ratio": (("neuroid",), ratio),
-                     "preferred": (("neuroid",), preferred), "preferred_vector": (("neuroid",), preferred_vector)}
+    elif spec.family is not None:
+        family, forms = spec.family, []
+        if spec.vector:
+            vector, preferred_vector = vector_from_means(means, angles, period)
+            variables[f"{family}_vector"] = (("neuroid",), vector)
+            variables["preferred_vector"] = (("neuroid",), preferred_vector)
+            forms.append(f"vector: |sum r_k exp(2 pi i theta_k / {period:g})| / sum r_k")
+        if spec.ratio:
+            ratio, preferred = _ratio_from_means(means, angles, period)
+            variables[f"{family}_ratio"] = (("neuroid",), ratio)
+            variables["preferred"] = (("neuroid",), preferred)
+            forms.append(f"ratio: (r_pref - r_x) / (r_pref + r_x), x = pref + {period / 2:g} deg, condition means "
+                         f"averaged over angles equal modulo {period:g}")
+        variables = {name: variables[name] for name in spec.variables}
         attrs["period"] = period
-        attrs["definition"] = (
-            f"vector: |sum r_k exp(2 pi i theta_k / {period:g})| / sum r_k; ratio: (r_pref - r_x) / (r_pref + r_x), "
-            f"x = pref + {shift:g} deg, condition means averaged over angles equal modulo {period:g}")
+        attrs["definition"] = "; ".join(forms)
     elif index == "lifetime_sparseness":
         variables = {"lifetime_sparseness": (("neuroid",), _sparseness(means, axis=0))}
         attrs["definition"] = "(1 - (sum r/K)^2 / (sum r^2/K)) / (1 - 1/K) over the K condition means (Vinje & Gallant 2000)"

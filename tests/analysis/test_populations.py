@@ -9,7 +9,7 @@ from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
 import neurorecord
-from neurorecord.analysis import AnalysisError
+from neurorecord.analysis import AnalysisError, selectivity, stats
 from neurorecord.analysis.populations import Population, define_population
 from neurorecord.analysis.runner import load_analysis, load_population, save_analysis
 from neurorecord.cli.main import main
@@ -63,16 +63,68 @@ def test_selective_population_needs_direction_and_dprime(synthetic):
 
 
 def test_population_rule_errors(synthetic):
-    with pytest.raises(AnalysisError, match="needs the level of 'label'"):
+    with pytest.raises(AnalysisError, match=r"condition: expected the level of 'label' a one-vs-rest rule \(ttest_ovr, "
+                                            r"None\) is about, found None"):
         define_population("x", synthetic, test="ttest_ovr", by="label")
-    with pytest.raises(AnalysisError, match=r"condition: 7 is not a level of 'label'; levels: 0, 1, 2, 3"):
+    with pytest.raises(AnalysisError, match=r"condition: expected a level of 'label', found 7; levels: 0, 1, 2, 3"):
         define_population("x", synthetic, test="ttest_ovr", by="label", condition=7)
-    with pytest.raises(AnalysisError, match="unknown index 'osi'"):
-        define_population("x", synthetic, test="anova", by="label", index="osi", index_above=0.3)
-    with pytest.raises(AnalysisError, match="unknown test 'chisq'"):
+    with pytest.raises(AnalysisError, match=r"index: expected one of 'csi', .*, found 'osj' \(did you mean 'osi'\?\)"):
+        define_population("x", synthetic, test="anova", by="label", index="osj", index_above=0.3)
+    with pytest.raises(AnalysisError, match=r"index: expected an index with one value per unit .* found "
+                                            r"'population_sparseness' \(one value per condition\)"):
+        define_population("x", synthetic, test="anova", by="label", index="population_sparseness", index_above=0.3)
+    with pytest.raises(AnalysisError, match=r"by: expected angles in degrees \(numbers\) for the osi_vector index, "
+                                            r"found coordinate 'label'"):
+        define_population("x", synthetic.assign_coords(label=synthetic["label"].astype(str)), test="anova", by="label",
+                          index="osi_vector", index_above=0.3)
+    with pytest.raises(AnalysisError, match="test: expected one of 'anova', .*, found 'chisq'"):
         define_population("x", synthetic, test="chisq", by="label")
     with pytest.raises(AnalysisError, match=r"'lable' is not a coordinate on 'presentation' \(did you mean 'label'\?\)"):
         define_population("x", synthetic, test="anova", by="lable")
+
+
+SEVEN = np.arange(7) * 22.5  # 7 orientations, 0 to 135 deg: 67.5 has no orthogonal partner
+
+
+def orientation_activity(levels: np.ndarray, n_rep: int = 6, n_units: int = 20, seed: int = 0) -> xr.DataArray:
+    """Rectified responses tuned to orientation (the first half of the units), presentation x neuroid."""
+    rng = np.random.default_rng(seed)
+    angles = np.tile(levels, n_rep)
+    preferred = rng.uniform(0, 180, size=n_units)
+    gain = np.where(np.arange(n_units) < n_units // 2, 4.0, 0.0)
+    rates = 1.0 + gain * np.exp(2.0 * (np.cos(np.deg2rad(2 * (angles[:, None] - preferred))) - 1))
+    x = rng.gamma(4.0, rates / 4.0)
+    return xr.DataArray(x, dims=("presentation", "neuroid"),
+                        coords={"orientation": ("presentation", angles),
+                                "neuroid_id": ("neuroid", [f"c.{i}" for i in range(n_units)]),
+                                "region": ("neuroid", ["c"] * n_units)})
+
+
+def test_vector_index_rule_on_orientations_without_partners():
+    """A rule on osi_vector needs no orthogonal partners: only the vector form is computed."""
+    act = orientation_activity(SEVEN, n_rep=12)
+    pop = define_population("tuned", act, test="rayleigh", by="orientation", period=180, index="osi_vector",
+                            index_above=0.1)
+    osi = selectivity(act, "orientation", "osi_vector")["osi_vector"]
+    np.testing.assert_array_equal(pop.table["osi_vector"].values, osi.values)
+    expected = (stats.rayleigh(act, "orientation", period=180)["q"] < 0.05) & (osi > 0.1)
+    np.testing.assert_array_equal(pop.table["member"].values, expected.values)
+    assert pop.rule == "rayleigh(by=orientation, period=180) q < 0.05 and osi_vector > 0.1 (fdr_bh)"
+    # the tuned units preferring an orientation inside the sampled 0-135 deg are found (units 4, 5
+    # and 9 prefer 146-168 deg, between the sampled ends: the resultant of 7 uneven angles is weak there)
+    assert {f"c.{i}" for i in (0, 1, 2, 3, 6, 7, 8)} <= set(pop.neuroid_ids)
+    with pytest.raises(AnalysisError, match=r"by: expected each angle of 'orientation' to have its orthogonal partner"):
+        define_population("tuned", act, test="anova", by="orientation", index="osi_ratio", index_above=0.1)
+
+
+@pytest.mark.parametrize("index, variable", [("dsi", "dsi_vector"), ("osi", "osi_vector"), ("dsi_ratio", "dsi_ratio"),
+                                             ("csi", "csi"), ("lifetime_sparseness", "lifetime_sparseness")])
+def test_every_per_unit_index_of_selectivity_works_in_a_rule(index, variable):
+    act = orientation_activity(np.arange(8) * 45.0).rename(orientation="direction")
+    pop = define_population("x", act, test="anova", by="direction", index=index, index_above=0.05)
+    expected = selectivity(act, "direction", variable)[variable]
+    np.testing.assert_array_equal(pop.table[variable].values, expected.values)
+    assert pop.rule.endswith(f"and {variable} > 0.05 (fdr_bh)") and pop.table.attrs["index"] == index
 
 
 def test_population_round_trip_through_store(synthetic, tmp_path):
@@ -84,7 +136,7 @@ def test_population_round_trip_through_store(synthetic, tmp_path):
     back = load_population(tmp_path / "store", "r", "likes-2")
     assert back.neuroid_ids == pop.neuroid_ids and back.rule == pop.rule
     np.testing.assert_array_equal(back.table["q"].values, pop.table["q"].values)
-    with pytest.raises(AnalysisError, match="no analysis 'analyses/r/nope' in the store; analyses there: /analyses/r/likes-2"):
+    with pytest.raises(AnalysisError, match="no analysis 'analyses/r/nope' in the store; results there: analyses/r/likes-2"):
         load_analysis(tmp_path / "store", "r", "nope")
     assert isinstance(back, Population)
 

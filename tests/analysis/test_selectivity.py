@@ -237,7 +237,7 @@ def test_negative_policy():
 
 @pytest.mark.parametrize("index", INDICES)
 def test_dask_and_blocks_equal_numpy(labels, directions, index, monkeypatch):
-    activity, by = (directions, "direction") if index in ("osi", "dsi") else (labels, "label")
+    activity, by = (directions, "direction") if INDICES[index].family else (labels, "label")
     monkeypatch.setattr(_units, "BLOCK_BYTES", 8 * activity.sizes["presentation"] * 3)  # blocks of 3 units
     eager = selectivity(activity, by, index)
     lazy = selectivity(activity.chunk({"presentation": 7, "neuroid": 4}), by, index)
@@ -255,11 +255,12 @@ def test_magnitude_without_by(labels):
 @pytest.mark.parametrize(
     "by, index, kwargs, match",
     [
-        ("label", "csj", {}, r"index: expected one of csi, .*found 'csj'.*did you mean 'csi'"),
+        ("label", "csj", {}, r"index: expected one of 'csi', 'dprime', 'osi', .*found 'csj' \(did you mean 'csi'\?\)"),
         ("label", "dprime", {"negative": "shift"}, r"unknown keyword\(s\) negative for index 'dprime'; it takes no keywords"),
         ("label", "csi", {"floor": 0}, r"unknown keyword\(s\) floor for index 'csi'; it takes negative"),
         ("label", "csi", {"negative": "clip"}, r"negative: expected one of 'raise', 'shift', 'nan', found 'clip'"),
-        ("label", "osi", {}, r"by: osi needs angles in degrees, but coordinate 'label' has"),
+        ("label", "osi", {}, r"by: expected angles in degrees \(numbers\) for the osi index, found coordinate 'label' "
+                              r"with values such as 'a', 'b', 'c'"),
         ("colour", "csi", {}, r"by: 'colour' is not a coordinate on 'presentation'"),
         (None, "csi", {}, r"by: expected the name of a presentation coordinate, found None"),
         ("region_of_one", "csi", {}, r"has 1 distinct value\(s\); this analysis needs at least 2"),
@@ -274,8 +275,10 @@ def test_bad_arguments(labels, by, index, kwargs, match):
 @pytest.mark.parametrize(
     "index, levels, match",
     [
-        ("osi", [0, 30, 60, 90], r"osi ratio .* orthogonal one \(90 deg away\), but coordinate 'angle' has no level at 120 \(for 30\)"),
-        ("dsi", [0, 90, 180], r"dsi ratio .* opposite one \(180 deg away\), but coordinate 'angle' has no level at 270 \(for 90\)"),
+        ("osi", [0, 30, 60, 90], r"by: expected each angle of 'angle' to have its orthogonal partner \(90 deg away\) "
+                                 r"for the osi ratio form \(index 'osi'\), found none at 120 \(for 30\)"),
+        ("dsi", [0, 90, 180], r"by: expected each angle of 'angle' to have its opposite partner \(180 deg away\) "
+                              r"for the dsi ratio form \(index 'dsi'\), found none at 270 \(for 90\)"),
     ],
 )
 def test_missing_orthogonal_or_opposite_angle(index, levels, match):
@@ -289,3 +292,54 @@ def test_directions_equal_modulo_period_are_merged():
     activity = from_means("direction", [0, 90, 180, 270, 360], np.array([[4.0], [1.0], [1.0], [1.0], [2.0]]))
     ds = selectivity(activity, "direction", "dsi")
     assert ds["dsi_ratio"].item() == pytest.approx((3 - 1) / (3 + 1)) and ds["preferred"].item() == 0.0
+
+
+# ----------------------------------------------------------------------------- one form alone
+
+SEVEN = np.arange(7) * 22.5  # 0 to 135 deg: 67.5 has no orthogonal partner (157.5)
+
+
+@pytest.mark.parametrize("index, period", [("osi_vector", 180.0), ("dsi_vector", 360.0)])
+def test_vector_form_alone_needs_no_partner_angles(index, period):
+    activity = make_activity("orientation", SEVEN, n_rep=4, n_units=9, seed=4)
+    ds = selectivity(activity, "orientation", index)
+    assert set(ds.data_vars) == {index, "preferred_vector", "n"}
+    means = slow_class_means(activity, "orientation")
+    for u in range(activity.sizes["neuroid"]):
+        assert ds[index].values[u] == pytest.approx(slow_vector(means[u].values, SEVEN, period), rel=1e-12)
+    assert ds.attrs["index"] == index and ds.attrs["period"] == period
+    assert "ratio" not in ds.attrs["definition"]
+    # the same values as the variable of the same name when both forms are asked for (all partners present)
+    full = make_activity("orientation", np.arange(0.0, period, 22.5), n_rep=3, n_units=5, seed=5)
+    both = selectivity(full, "orientation", index.removesuffix("_vector"))
+    alone = selectivity(full, "orientation", index)
+    np.testing.assert_array_equal(alone[index].values, both[index].values)
+    np.testing.assert_array_equal(alone["preferred_vector"].values, both["preferred_vector"].values)
+
+
+@pytest.mark.parametrize("index", ["osi", "osi_ratio"])
+def test_ratio_form_still_needs_partner_angles(index):
+    activity = make_activity("orientation", SEVEN, n_rep=2, n_units=3, seed=4)
+    with pytest.raises(AnalysisError, match=r"by: expected each angle of 'orientation' to have its orthogonal partner "
+                                            r"\(90 deg away\) for the osi ratio form \(index 'osi(_ratio)?'\), found "
+                                            r"none at 157.5 \(for 67.5\)"):
+        selectivity(activity, "orientation", index)
+
+
+def test_ratio_form_alone_equals_the_ratio_of_both():
+    activity = make_activity("direction", DIRECTIONS, n_rep=2, n_units=6, seed=6)
+    both = selectivity(activity, "direction", "dsi")
+    alone = selectivity(activity, "direction", "dsi_ratio")
+    assert set(alone.data_vars) == {"dsi_ratio", "preferred", "n"}
+    np.testing.assert_array_equal(alone["dsi_ratio"].values, both["dsi_ratio"].values)
+    np.testing.assert_array_equal(alone["preferred"].values, both["preferred"].values)
+
+
+def test_one_table_of_index_names():
+    from neurorecord.analysis.populations import INDICES as rule_indices
+
+    assert rule_indices is INDICES
+    assert {"osi", "osi_vector", "osi_ratio", "dsi", "dsi_vector", "dsi_ratio"} <= set(INDICES)
+    for name, spec in INDICES.items():
+        assert spec.name == name
+        assert spec.threshold is None or spec.threshold in INDICES  # a rule thresholds an index itself

@@ -1,7 +1,7 @@
-"""The fast paths of the ANOVA and rank kernels (neurorecord.analysis.stats), each forced and
-checked against scipy / statsmodels: uncentred and centred ANOVA sums, the re-summing of
-ill-conditioned columns, float32 rank keys straight from float32 activity (chunked transposes,
--0.0, NaN, infinities, runs of ties), and the one-region FDR family."""
+"""The ANOVA and the fast paths of the rank kernels (neurorecord.analysis.stats), each forced and
+checked against scipy / statsmodels: ANOVA on offsets and special columns, float32 rank keys
+straight from float32 activity (chunked transposes, -0.0, NaN, infinities, runs of ties),
+counting, and the one-region FDR family."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import scipy.stats
 import xarray as xr
 from statsmodels.stats.multitest import multipletests
 
-from neurorecord.analysis import _units, stats
+from neurorecord.analysis import _ranks, _units, stats
 
 RTOL = 1e-10
 
@@ -35,62 +35,30 @@ def scipy_per_unit(fn, x: np.ndarray, codes: np.ndarray) -> np.ndarray:
         return np.array([fn(*[x[codes == g, j] for g in np.unique(codes)])[:2] for j in range(x.shape[1])])
 
 
-@pytest.fixture
-def spy_sums(monkeypatch) -> list[tuple[int, bool]]:
-    """Record each call of the ANOVA pass: (units summed, whether centred)."""
-    calls: list[tuple[int, bool]] = []
-    original = stats._anova_sums
-
-    def spy(block, one_hot, centre):
-        calls.append((block.shape[1], centre is not None))
-        return original(block, one_hot, centre)
-
-    monkeypatch.setattr(stats, "_anova_sums", spy)
-    return calls
-
-
 # ----------------------------------------------------------------------------- ANOVA
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_anova_uncentred_and_centred_blocks(dtype, spy_sums, monkeypatch):
+def test_anova_on_offsets_and_blocks(dtype, monkeypatch):
+    """Columns near zero, large offsets, an offset that starts after the first rows, and strong
+    condition effects on a large mean: F equals scipy's, block by block."""
     rng = np.random.default_rng(0)
-    n, k = 300, 5
-    codes = rng.integers(0, k, size=n)
-    x = rng.normal(size=(n, 12)) + 0.3 * (codes == 2)[:, None]  # means near zero: uncentred
-    x[:, 4:8] = rng.normal(size=(n, 4)) * 0.5 + 0.2  # still within a standard deviation
-    x[:, 8:] = 1e4 + rng.normal(size=(n, 4)) + (codes == 1)[:, None]  # large means: centred
+    n, k = 400, 5
+    codes = np.sort(rng.integers(0, k, size=n))
+    x = rng.normal(size=(n, 12)) + 0.3 * (codes == 2)[:, None]
+    x[:, 4:8] = 1e4 + rng.normal(size=(n, 4)) + (codes == 1)[:, None]
+    x[20:, 8] += 1e5  # first 20 rows near 0, then a large offset
+    x[20:, 9] += 30.0 * (codes[20:] + 1)
     x = x.astype(dtype)
     monkeypatch.setattr(_units, "BLOCK_BYTES", 8 * n * 4)  # blocks of 4 units
     result = stats.anova(activity(x, codes), "label")
     ref = scipy_per_unit(scipy.stats.f_oneway, x, codes)
     np.testing.assert_allclose(result["F"].values, ref[:, 0], rtol=RTOL)
     np.testing.assert_allclose(result["p"].values, ref[:, 1], rtol=RTOL, atol=1e-300)
-    assert sorted(spy_sums) == [(4, False), (4, False), (4, True)]  # no column summed twice
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_anova_resums_ill_conditioned_columns(dtype, spy_sums, monkeypatch):
-    """The first rows look centred but the column is not: its ratio exceeds the limit, so it is
-    summed again about its grand mean (with the others uncentred, the answer of scipy)."""
-    rng = np.random.default_rng(1)
-    n, k = 400, 4
-    codes = np.sort(rng.integers(0, k, size=n))
-    x = rng.normal(size=(n, 6))
-    x[20:, 2] += 1e5  # first 20 rows near 0, then a large offset: mean**2 / variance ~ 19
-    x[20:, 3] += 30.0 * (codes[20:] + 1)
-    x = x.astype(dtype)
-    monkeypatch.setattr(stats, "_ROW_BYTES", 8 * 6 * 16)  # the first slice (the head) is 16 rows
-    result = stats.anova(activity(x, codes), "label")
-    ref = scipy_per_unit(scipy.stats.f_oneway, x, codes)
-    np.testing.assert_allclose(result["F"].values, ref[:, 0], rtol=RTOL)
-    np.testing.assert_allclose(result["p"].values, ref[:, 1], rtol=RTOL, atol=1e-300)
-    assert spy_sums[0] == (6, False) and spy_sums[1][1]  # uncentred pass, then centred re-sum
-    assert spy_sums[1][0] in (1, 2)  # column 2, perhaps 3: never the well-conditioned ones
-
-
-def test_anova_special_columns_on_every_path(monkeypatch):
-    """Constant, constant-within-conditions, NaN and infinite columns, uncentred and centred."""
+def test_anova_special_columns():
+    """Constant, constant-within-conditions, NaN and infinite columns, with and without an offset."""
     rng = np.random.default_rng(2)
     n, k = 60, 3
     codes = np.tile(np.arange(k), n // k)
@@ -99,7 +67,7 @@ def test_anova_special_columns_on_every_path(monkeypatch):
     base[:, 1] = 0.5 * codes
     base[7, 2] = np.nan
     base[9, 3] = np.inf
-    for offset in (0.0, 1e3):  # 1e3: the block is centred
+    for offset in (0.0, 1e3):
         x = (base + offset).astype(np.float32)
         result = stats.anova(activity(x, codes), "label")
         assert np.isnan(result["F"].values[0]) and result["F"].values[1] == np.inf
@@ -143,8 +111,8 @@ def test_rank_sums_from_float32_activity(dtype, monkeypatch):
     """float32 (and float16) columns go straight to the float32 keys, chunk by chunk: several
     transposed chunks and a partial last slice, runs of ties of every length, ties in the first
     and last sorted places, -0.0 with +0.0, NaN and infinities (ranked by argsort instead)."""
-    monkeypatch.setattr(stats, "_RANK_UNITS", 4)
-    monkeypatch.setattr(stats, "_RANK_CHUNK_BYTES", 3 * 4 * 64)  # chunks of 12 units of 64 presentations
+    monkeypatch.setattr(_ranks, "_RANK_UNITS", 4)
+    monkeypatch.setattr(_ranks, "_RANK_CHUNK_BYTES", 3 * 4 * 64)  # chunks of 12 units of 64 presentations
     rng = np.random.default_rng(4)
     n, u, k = 64, 31, 3
     codes = rng.integers(0, k, size=n)
@@ -177,7 +145,7 @@ def test_rank_sums_sparse_and_dense_ties(monkeypatch):
     """Slices of 4 units: one with a few tied pairs (corrected entry by entry), one where most
     entries are tied (average rank of every run), one of small integers (counted), one without
     ties; float32 and float64 values."""
-    monkeypatch.setattr(stats, "_RANK_UNITS", 4)
+    monkeypatch.setattr(_ranks, "_RANK_UNITS", 4)
     rng = np.random.default_rng(7)
     n, k = 50, 4
     codes = rng.integers(0, k, size=n)

@@ -1,6 +1,7 @@
 """The tuning pipeline of ``examples/v1_tuning.py`` against direct computations on the raw arrays.
 
-The same ``tuning_pipeline`` (ANOVA across directions, Rayleigh tests with periods 360 and 180,
+The same ``tuning_pipeline`` (ANOVA across directions, Rayleigh tests with periods 360 and 180 -- the
+tuning curve's resultant against shuffles of the trial labels, reproduced here by the obvious loop --
 OSI/DSI in vector and ratio forms, populations, von Mises fits) runs on
 
 - three sessions of the Ecker et al. (2010) macaque V1 recording (monkey H; monkey D, whose
@@ -39,6 +40,7 @@ RTOL = 1e-10
 WINDOW = (50.0, 550.0)
 N_DIRECTIONS = 16
 MODEL_REGIONS = ("conv1", "conv2", "fc1")
+N_PERMUTATIONS, RAYLEIGH_SEED = 1000, 0  # rayleigh's defaults, which the pipeline uses
 
 
 def load_example():
@@ -93,20 +95,25 @@ def direct_results(per_condition: list[np.ndarray], directions: np.ndarray, q_be
             groups = [x[u] for x in per_condition]
             f, p = scipy.stats.f_oneway(*groups)
             out["F"][u], out["p_anova"][u] = f, p
-    # Rayleigh with the responses as weights (Zar 1999, as pingouin.circ_rayleigh), every trial
-    angles = np.concatenate([np.full(x.shape[1], d) for x, d in zip(per_condition, directions)])
+    # Rayleigh: resultant of the tuning curve (condition means), p from shuffles of the trial
+    # labels (the design kept), drawn as rayleigh draws them: rng.permutation(codes), seed 0
+    codes = np.concatenate([np.full(x.shape[1], k) for k, x in enumerate(per_condition)])  # condition-major
     values = np.concatenate(per_condition, axis=1)  # units x trials
+    shuffles = [rng.permutation(codes) for rng in [np.random.default_rng(RAYLEIGH_SEED)] for _ in range(N_PERMUTATIONS)]
     for period, tag in ((360.0, "dir"), (180.0, "ori")):
-        phase = 2 * np.pi * angles / period
-        for u in range(n_units):
-            w = values[u]
-            n = w.sum()
-            if n == 0:
-                continue
-            resultant = np.hypot((w * np.cos(phase)).sum(), (w * np.sin(phase)).sum())
-            r = resultant / n
-            out[f"R_{tag}"][u], out[f"Z_{tag}"][u] = r, n * r**2
-            out[f"p_{tag}"][u] = min(1.0, np.exp(np.sqrt(1 + 4 * n + 4 * (n**2 - resultant**2)) - (1 + 2 * n)))
+        phase = 2 * np.pi * directions / period
+
+        def resultant(labels: np.ndarray) -> np.ndarray:
+            means = np.stack([values[:, labels == k].mean(axis=1) for k in range(len(directions))])  # conditions x units
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.hypot(np.cos(phase) @ means, np.sin(phase) @ means) / means.sum(axis=0)
+
+        r = resultant(codes)
+        threshold = np.where(r < 1e-12, 0.0, r * (1 - 100 * np.finfo(np.float64).eps))
+        exceed = sum((resultant(c) >= threshold).astype(int) for c in shuffles)
+        out[f"R_{tag}"] = r
+        out[f"Z_{tag}"] = values.sum(axis=1) * r**2
+        out[f"p_{tag}"] = np.where(np.isnan(r), np.nan, (1 + exceed) / (1 + N_PERMUTATIONS))
     # indices from condition means
     means = np.stack([x.mean(axis=1) for x in per_condition])  # directions x units
     theta = np.deg2rad(directions)
@@ -216,17 +223,24 @@ def test_v1_pipeline_equals_direct_computation(session, raw, v1, example) -> Non
 
 @needs_file
 def test_v1_rayleigh_matches_pingouin(raw, v1) -> None:
+    """R and the preferred direction are pingouin's resultant and mean of the tuning curve; on a
+    balanced session Z = n R**2 is pingouin's Rayleigh Z of the trials weighted by their counts."""
     pingouin = pytest.importorskip("pingouin")
     per_condition, _ = raw_session_counts(raw[14])
+    counts = [x.shape[1] for x in per_condition]
+    assert len(set(counts)) == 1  # session 14 is balanced
     angles = np.concatenate([np.full(x.shape[1], k * 22.5) for k, x in enumerate(per_condition)])
     values = np.concatenate(per_condition, axis=1)
     t = v1[1][14].table
     for u in range(6):
+        means = np.array([x[u].mean() for x in per_condition])
         for period, tag in ((360, "dir"), (180, "ori")):
-            radians = np.mod(2 * np.pi * angles / period, 2 * np.pi)
-            z, p = pingouin.circ_rayleigh(radians, w=values[u])
+            levels = np.mod(2 * np.pi * np.arange(N_DIRECTIONS) * 22.5 / period, 2 * np.pi)
+            close(t[f"R_{tag}"].values[u], pingouin.circ_r(levels, w=means), what=f"R {tag} u{u}")
+            mean = np.mod(pingouin.circ_mean(levels, w=means), 2 * np.pi) * period / (2 * np.pi)
+            assert abs((t[f"preferred_{tag}"].values[u] - mean + period / 2) % period - period / 2) < 1e-9
+            z, _ = pingouin.circ_rayleigh(np.mod(2 * np.pi * angles / period, 2 * np.pi), w=values[u])
             close(t[f"Z_{tag}"].values[u], z, what=f"Z {tag} u{u}")
-            close(t[f"p_{tag}"].values[u], min(p, 1.0), what=f"p {tag} u{u}")
 
 
 @needs_file
@@ -262,7 +276,7 @@ def test_v1_empty_trials_and_stored_directions(v1, example) -> None:
     assert np.array_equal(s14["direction"].values, s14["condition"].values * 22.5)
     # with the stored whole degrees the ratio forms cannot pair orientations: 314 % 180 = 134 has no 44
     stored = s14.assign_coords(direction=s14["direction_stored"])
-    with pytest.raises(AnalysisError, match="no level at"):
+    with pytest.raises(AnalysisError, match="to have its orthogonal partner .* found none at"):
         selectivity(stored, "direction", "osi")
     with pytest.raises(ValueError, match="off the 22.5-deg grid"):
         example.nominal_directions(s14.assign_coords(direction=s14["direction_stored"] + 5.0))
