@@ -31,7 +31,7 @@ import torch
 import xarray as xr
 
 from . import store
-from .errors import NeurorecordError, RegionError, SubjectError, did_you_mean
+from .errors import NeurorecordError, RegionError, SubjectError
 from .protocol import Protocol, load_protocol
 from .record.plan import PresentationPlan
 from .record.regions import RegionLayout, RegionTap, check_regions, reduce_output, reduce_time_output, region_layout
@@ -177,7 +177,7 @@ def _prepare(protocol: Protocol, device: str | None) -> Experiment:
             "recordings (record.time); record the lesioned network's activity instead, or drop record.time",
             loc=("lesions",),
         )
-    _check_analyses(protocol, plan)
+    _check_analyses(protocol, plan, variability)
     check_regions(subject.model, rec.regions)
     for i, region in enumerate(rec.regions):
         if region in RESERVED_NODES:
@@ -187,8 +187,6 @@ def _prepare(protocol: Protocol, device: str | None) -> Experiment:
                 loc=("record", "regions", i),
             )
     probe = torch.from_numpy(plan.images(0, min(2, len(plan)))).to(dev)
-    for i, lesion in enumerate(protocol.lesions):
-        _check_lesion(i, lesion, subject, plan, probe)
     with eval_mode(subject.model), RegionTap(subject.model, rec.regions) as tap, torch.inference_mode():
         try:
             outputs, result = tap.with_output(probe)
@@ -204,6 +202,13 @@ def _prepare(protocol: Protocol, device: str | None) -> Experiment:
             ) from None
         output_element = dict(tap.output_element)
     for i, r in enumerate(rec.regions):
+        if rec.time is None and outputs[r].ndim == 3 and _sequence_module(subject.model.get_submodule(r)):
+            raise RegionError(
+                f"record.regions: region {r!r} outputs {tuple(outputs[r].shape)} from a module that works along the last dim "
+                f"({type(subject.model.get_submodule(r)).__name__}), so its second dim is steps of a sequence, not channels; "
+                "recorded as a conv output it would collapse them: record a time-resolved subject with record.time",
+                loc=("record", "regions", i),
+            )
         try:
             if rec.time is None:
                 reduce_output(outputs[r], rec.reduce)
@@ -213,6 +218,8 @@ def _prepare(protocol: Protocol, device: str | None) -> Experiment:
             exc.loc = ("record", "regions", i)
             raise
     n_outputs = _check_behaviour(result, len(probe)) if rec.behaviour else None
+    for i, lesion in enumerate(protocol.lesions):
+        _check_lesion(i, lesion, subject, plan, probe, result)
     # a time-resolved region's units are laid out like one time step's output
     layouts = {
         r: region_layout(r, subject.model.get_submodule(r), outputs[r] if rec.time is None else outputs[r][:, 0], rec.reduce,
@@ -220,6 +227,20 @@ def _prepare(protocol: Protocol, device: str | None) -> Experiment:
         for r in rec.regions
     }
     return Experiment(protocol, subject, plan, dev, layouts, variability, n_outputs)
+
+
+#: Modules whose 3-D output is (batch, steps, features): recurrent, attention, and layers applied along the last dim.
+_SEQUENCE_MODULES = (torch.nn.RNNBase, torch.nn.Linear, torch.nn.MultiheadAttention, torch.nn.TransformerEncoderLayer,
+                     torch.nn.TransformerDecoderLayer, torch.nn.LayerNorm, torch.nn.Embedding)
+#: Modules whose 3-D output is (batch, channels, width).
+_CONV1D_MODULES = (torch.nn.Conv1d, torch.nn.ConvTranspose1d, torch.nn.MaxPool1d, torch.nn.AvgPool1d, torch.nn.BatchNorm1d,
+                   torch.nn.AdaptiveAvgPool1d, torch.nn.AdaptiveMaxPool1d)
+
+
+def _sequence_module(module: torch.nn.Module) -> bool:
+    """Whether a module's 3-D output is a sequence (batch, steps, features) rather than a 1-D conv map."""
+    kinds = list(module.modules())
+    return any(isinstance(m, _SEQUENCE_MODULES) for m in kinds) and not any(isinstance(m, _CONV1D_MODULES) for m in kinds)
 
 
 def _check_behaviour(result: Any, n: int) -> int:
@@ -234,34 +255,30 @@ def _check_behaviour(result: Any, n: int) -> int:
     return int(result.shape[1])
 
 
-def _check_analyses(protocol: Protocol, plan: PresentationPlan) -> None:
-    """Every ``analyses:`` entry's coordinates exist, and whatever it needs of them holds."""
-    if not protocol.analyses:
-        return
-    names = plan.coord_names()
-    coords: dict[str, np.ndarray] | None = None  # built only when an entry names a condition
-    for i, analysis in enumerate(protocol.analyses):
-        for j, by in enumerate([analysis.by] if isinstance(analysis.by, str) else analysis.by):
-            if by not in names:
-                raise NeurorecordError(
-                    f"analyses[{i}].by: {by!r} is not a presentation coordinate of these stimuli"
-                    f"{did_you_mean(by, names)}; coordinates: {', '.join(sorted(names))}",
-                    loc=("analyses", i, "by") if isinstance(analysis.by, str) else ("analyses", i, "by", j),
-                )
-        condition = getattr(analysis, "condition", None)
-        if condition is not None:
-            coords = plan.coords() if coords is None else coords
-            levels = list(dict.fromkeys(np.asarray(coords[analysis.by]).tolist()))
-            if not any(str(level) == str(condition) or level == condition for level in levels):
-                shown = ", ".join(map(str, sorted(levels, key=str)[:40])) + (" ..." if len(levels) > 40 else "")
-                raise NeurorecordError(
-                    f"analyses[{i}].condition: {condition!r} is not a level of {analysis.by!r} in these stimuli; levels: {shown}",
-                    loc=("analyses", i, "condition"),
-                )
+def _check_analyses(protocol: Protocol, plan: PresentationPlan, variability: TrialVariability) -> None:
+    """Every ``analyses:`` entry against the presentation coordinates the recording will have
+    (:func:`~neurorecord.analysis.checks.check_analysis_plan`): names, levels, angles, partners, conditions."""
+    if protocol.analyses:
+        from .analysis.checks import check_analysis_plan
+
+        check_analysis_plan(protocol.analyses, {**plan.coords(), **variability.coords()})
 
 
-def _check_lesion(i: int, lesion: Any, subject: Subject, plan: PresentationPlan, probe: torch.Tensor) -> None:
-    """Check a ``lesions:`` entry against the subject and stimuli before any work starts."""
+def _check_lesion(i: int, lesion: Any, subject: Subject, plan: PresentationPlan, probe: torch.Tensor, result: Any) -> None:
+    """Check a ``lesions:`` entry against the subject, its output and the stimuli before any work starts."""
+    if isinstance(subject.model, torch.jit.ScriptModule):
+        raise NeurorecordError(
+            f"lesions[{i}]: lesion sweeps silence units with hooks, and a TorchScript subject takes none; give the model "
+            "as an entry point (module:callable, with state_dict:) to lesion it",
+            loc=("lesions", i),
+        )
+    if not isinstance(result, torch.Tensor) or result.ndim != 2:
+        found = f"shape {tuple(result.shape)}" if isinstance(result, torch.Tensor) else f"a {type(result).__name__}"
+        raise NeurorecordError(
+            f"lesions[{i}]: a lesion sweep scores the subject's predicted class, which needs an output of shape "
+            f"(batch, classes); found {found}",
+            loc=("lesions", i),
+        )
     try:
         check_regions(subject.model, [lesion.region])
     except RegionError as exc:
@@ -280,9 +297,21 @@ def _check_lesion(i: int, lesion: Any, subject: Subject, plan: PresentationPlan,
 
         check_lesion_downstream(lesion, i, subject.model, probe)
     evaluated = next(s for s in plan.sets if s.name == lesion.evaluate)
-    if "label" not in evaluated.parameters():
+    params = evaluated.parameters()
+    if "label" not in params:
         raise NeurorecordError(
             f"lesions[{i}].evaluate: stimulus set {lesion.evaluate!r} has no 'label' coordinate to score predictions against",
+            loc=("lesions", i, "evaluate"),
+        )
+    labels = np.asarray(params["label"])
+    n_classes = int(result.shape[1])
+    numeric = labels.dtype.kind in "biuf" and np.isfinite(labels.astype(float)).all() and (labels == np.round(labels)).all()
+    if not numeric or labels.min() < 0 or labels.max() >= n_classes:
+        bad = labels[0] if not numeric else labels.min() if labels.min() < 0 else labels.max()
+        bad = bad.item() if isinstance(bad, np.generic) else bad
+        raise NeurorecordError(
+            f"lesions[{i}].evaluate: the labels of stimulus set {lesion.evaluate!r} must be class indices 0..{n_classes - 1} "
+            f"of the subject's {n_classes} outputs; found {bad!r}",
             loc=("lesions", i, "evaluate"),
         )
 

@@ -35,6 +35,8 @@ __all__ = [
     "STIMULUS_KINDS",
     "AnalysisSpec",
     "ANALYSIS_KINDS",
+    "SELECTIVITY_INDICES",
+    "RULE_INDICES",
     "LesionSpec",
 ]
 
@@ -228,22 +230,33 @@ class UnitTestAnalysis(_AnalysisBase):
 
 
 class RayleighAnalysis(_AnalysisBase):
-    """Rayleigh test of circular tuning over angles ``by`` (degrees) of the given period."""
+    """Test of circular tuning over angles ``by`` (degrees) of the given period: the resultant of each unit's
+    tuning curve against a permutation null of the trial labels (valid for any number of trials per angle)."""
 
     kind: Literal["rayleigh"]
     period: float = Field(..., gt=0, description="Period of the angles in degrees: 180 for orientation, 360 for direction.")
     correction: Literal["fdr_bh", "bonferroni"] = Field("fdr_bh", description="Multiple-comparison correction over each region's units: Benjamini-Hochberg FDR or Bonferroni.")
 
 
+#: Index names of ``kind: selectivity``: the names of
+#: :data:`neurorecord.analysis.selectivity.INDICES` (the protocol does not import the analyses;
+#: ``tests/protocol/test_analysis_names.py`` keeps the two equal).
+SELECTIVITY_INDICES = ("csi", "dprime", "osi", "osi_vector", "osi_ratio", "dsi", "dsi_vector", "dsi_ratio",
+                       "lifetime_sparseness", "population_sparseness", "magnitude")
+#: Index names a population rule can threshold: those with one value per unit.
+RULE_INDICES = tuple(name for name in SELECTIVITY_INDICES if name != "population_sparseness")
+
+
 class SelectivityAnalysis(_AnalysisBase):
     """A selectivity index per unit (and per condition for one-vs-rest indices)."""
 
     kind: Literal["selectivity"]
-    index: Literal["csi", "dprime", "osi", "dsi", "lifetime_sparseness", "population_sparseness", "magnitude"] = Field(
-        ..., description="Which index (see docs/analysis.md for each definition)."
+    index: Literal[SELECTIVITY_INDICES] = Field(  # type: ignore[valid-type]
+        ..., description="Which index (see docs/analysis.md for each definition); osi and dsi give the vector and ratio "
+        "forms, osi_vector, osi_ratio, dsi_vector and dsi_ratio one form alone."
     )
     negative: Literal["raise", "shift", "nan"] = Field(
-        "raise", description="Units with negative condition means (csi, osi, dsi, sparseness): error, shift to >= 0, or NaN."
+        "raise", description="Units with negative condition means (csi, osi*, dsi*, sparseness): error, shift to >= 0, or NaN."
     )
 
 
@@ -262,8 +275,8 @@ class PopulationAnalysis(_AnalysisBase):
     test: Literal["anova", "kruskal", "ttest_ovr", "mannwhitney_ovr", "rayleigh"] = Field(..., description="The per-unit test the rule is based on.")
     q_below: float = Field(0.05, gt=0, le=1, description="Members have a corrected p-value (q) below this.")
     condition: str | int | float | None = Field(None, description="The level of `by` a one-vs-rest test or d' is about (e.g. 3 for digit 3).")
-    index: Literal["csi", "dprime", "osi_vector", "osi_ratio", "dsi_vector", "dsi_ratio", "lifetime_sparseness", "magnitude"] | None = Field(
-        None, description="An index members must also exceed (with `index_above`)."
+    index: Literal[RULE_INDICES] | None = Field(  # type: ignore[valid-type]
+        None, description="An index members must also exceed (with `index_above`); osi and dsi stand for their vector form."
     )
     index_above: float | None = Field(None, description="Threshold of `index`: members have index > index_above.")
     period: float | None = Field(None, gt=0, description="Period in degrees, for the rayleigh test and the osi/dsi indices.")
@@ -345,6 +358,14 @@ class LesionSpec(_Strict):
 
     @model_validator(mode="after")
     def _downstream_once(self) -> "LesionSpec":
+        listed = self.units if isinstance(self.units, list) else self.units.each if isinstance(self.units, EachUnits) else None
+        if listed is not None:
+            if not listed:
+                raise ValueError("units: an empty list lesions nothing; list at least one unit, or use 'all' or 'region'")
+            repeated = sorted({u for i, u in enumerate(listed) if u in listed[:i]})
+            if repeated:
+                raise ValueError(f"units: unit {repeated[0]} is listed twice; list each unit once (a group of "
+                                 f"{len(listed)} entries would silence {len(set(listed))} units but draw controls of {len(listed)})")
         twice = [r for i, r in enumerate(self.downstream) if r in self.downstream[:i]]
         if twice:
             raise ValueError(f"downstream: {twice[0]!r} is listed twice; list each region once")

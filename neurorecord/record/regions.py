@@ -126,6 +126,7 @@ class RegionTap:
 
     def _hook(self, region: str):
         def hook(module: nn.Module, inputs: object, output: object) -> None:
+            self._calls[region] = self._calls.get(region, 0) + 1
             if region not in self._captured:
                 self._captured[region] = self._as_tensor(region, output)
             if self._stop_early and len(self._captured) == len(self._regions):
@@ -157,15 +158,22 @@ class RegionTap:
         if not hasattr(self, "_handles"):
             raise RuntimeError("RegionTap records only inside a `with RegionTap(model, regions) as tap:` block")
         self._captured = {}
+        self._calls: dict[str, int] = {}
         self._stop_early = stop_early
         output = None
         try:
             output = self._run_sequential(self.model, "", x) if self._script else self.model(x)
         except _StopForward:
             pass
-        missing = [r for r in self._regions if r not in self._captured]
-        if missing:
-            raise RegionError(f"record.regions: region(s) {missing} were never called during the forward pass")
+        for i, region in enumerate(self._regions):
+            if region not in self._captured:
+                raise RegionError(f"record.regions: region {region!r} was never called during the forward pass (the subject's "
+                                  "forward does not use it); record a module the forward pass runs", loc=("record", "regions", i))
+            if self._calls.get(region, 1) > 1:
+                raise RegionError(
+                    f"record.regions: region {region!r} is called {self._calls[region]} times in one forward pass (one module "
+                    "used at several places), so its units would be only one of those calls; record the modules around it, "
+                    "or give each use its own module", loc=("record", "regions", i))
         captured, self._captured = self._captured, {}
         return {r: captured[r] for r in self._regions}, output
 

@@ -95,11 +95,12 @@ def stream_batches(
     """
     n = len(plan)
     steps = plan.time.steps if plan.time is not None else None
-    buffers = [{r: np.zeros((batch_size, *shape), dtype=np.float32) for r, shape in regions.items()} for _ in range(2)]
+    rows = min(batch_size, n)  # buffers as large as what is presented, not as the batch_size asked
+    buffers = [{r: np.zeros((rows, *shape), dtype=np.float32) for r, shape in regions.items()} for _ in range(2)]
     if behaviour is not None:
         for slot in buffers:
-            slot["behaviour/output"] = np.zeros((batch_size, behaviour), dtype=np.float32)
-            slot["behaviour/predicted"] = np.zeros(batch_size, dtype=np.int64)
+            slot["behaviour/output"] = np.zeros((rows, behaviour), dtype=np.float32)
+            slot["behaviour/predicted"] = np.zeros(rows, dtype=np.int64)
     pending: deque[Future[None]] = deque()
     n_batches = -(-n // batch_size)
     bar = tqdm(total=n, initial=min(first_batch * batch_size, n), unit="stim", desc=desc,

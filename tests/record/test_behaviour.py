@@ -73,6 +73,6 @@ def test_a_region_named_like_a_store_node_is_refused(write_protocol, tmp_path):
 def test_a_population_condition_missing_from_the_stimuli_is_refused_before_the_run(write_protocol, tmp_path):
     """Knowable before the run, so validate says it (it used to fail at the analysing stage)."""
     text = DIGITS_MLP + "analyses:\n" + LIKES_3.replace("condition: 3", "condition: 12")
-    with pytest.raises(NeurorecordError, match=r"analyses\[0\]\.condition: 12 is not a level of 'label' in these stimuli; levels: 0, 1, 2"):
+    with pytest.raises(NeurorecordError, match=r"analyses\[0\]\.condition: expected a level of .label., found 12; levels: 0, 1, 2"):
         neurorecord.run(write_protocol(text), tmp_path / "o", quiet=True)
     assert not (tmp_path / "o").exists()
