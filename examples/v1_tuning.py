@@ -15,7 +15,8 @@ What it does
    onset (:func:`~neurorecord.interop.response_window`) and runs :func:`tuning_pipeline` on every
    session.
 2. **Model.** Writes 16 x 4 static sinusoidal gratings (16 directions, 4 phases) to ``.npy``,
-   records the zoo's ``digits-cnn`` (regions ``conv1``, ``conv2``, ``fc1``, spatial mean) with a
+   records the zoo's ``digits-cnn`` (regions ``conv1``, ``conv2``, ``fc1``, spatial mean; the
+   regions are ``tree.attrs["regions"]``, the tree also holds the subject's ``behaviour``) with a
    protocol (stimulus kind ``npy``) in a temporary folder, gives the presentations a
    ``direction`` coordinate (label x 22.5 deg) and runs the *same* :func:`tuning_pipeline`.
 
@@ -23,21 +24,30 @@ The rules (every one a :func:`~neurorecord.analysis.define_population`, so the r
 thresholds and FDR family are recorded with the members):
 
 - ``responsive``: one-way ANOVA of the response across the 16 directions, q < 0.05;
-- ``direction_tuned``: Rayleigh test with period 360 deg (responses as weights), q < 0.05, and
-  DSI (vector form, 1 - circular variance) > 0.1;
-- ``orientation_tuned``: Rayleigh test with period 180 deg on the *same direction angles* --
+- ``direction_tuned``: Rayleigh-type test with period 360 deg, q < 0.05, and DSI (vector form,
+  1 - circular variance) > 0.1. The test's statistic ``R`` is the resultant length of the
+  unit's tuning curve (its mean count in each of the 16 directions, each direction counted
+  once, however many trials it had), i.e. the vector DSI itself; its p comes from
+  :data:`RAYLEIGH_PERMUTATIONS` shuffles of the trial labels that keep the number of trials per
+  direction (seed :data:`RAYLEIGH_SEED`), so it is valid for the sessions' unequal trial counts
+  and does not depend on the scale of the responses;
+- ``orientation_tuned``: the same test with period 180 deg on the *same direction angles* --
   every angle is doubled, so the directions theta and theta + 180 land on one point and the test
-  asks whether the responses concentrate on one orientation -- q < 0.05, and OSI (vector form,
-  doubled angles) > 0.1. A direction-selective unit with one narrow peak also has a strong
-  second harmonic, so it passes this rule too: "orientation-tuned" here means "tuned to an
-  orientation, with or without a preference for one of its two directions";
+  asks whether the tuning curve concentrates on one orientation (``R`` is then the vector OSI)
+  -- q < 0.05, and OSI (vector form, doubled angles) > 0.1. A direction-selective unit with one
+  narrow peak also has a strong second harmonic, so it passes this rule too: "orientation-tuned"
+  here means "tuned to an orientation, with or without a preference for one of its two
+  directions";
 - ``either``: direction_tuned or orientation_tuned.
 
-The index threshold 0.1: for a tuning curve ``m + a cos(theta - pref)`` the vector index is
-``a / (2 m)``, so index > 0.1 means a peak at least 1.5 times the trough (a ratio index
-(r_pref - r_null) / (r_pref + r_null) above 0.2). It is needed because the Rayleigh test on spike
-counts counts every spike as an independent observation of the angle: with thousands of spikes
-a 3 % modulation is "significant". Both counts (with and without the index) are printed.
+The index threshold 0.1 is a threshold on the size of the tuning, beside the test of its
+reality: the test asks whether the tuning curve's resultant is larger than trial-to-trial noise
+would make it, the threshold whether it is large enough to matter. For a tuning curve
+``m + a cos(theta - pref)`` the vector index (= ``R``) is ``a / (2 m)``, so index > 0.1 means a
+peak at least 1.5 times the trough (a ratio index (r_pref - r_null) / (r_pref + r_null) above
+0.2). Without it, a session with many trials makes a small modulation significant: in the
+sessions of 700-1300 trials, tuning curves with ``R`` = 0.02 (a cosine modulation of 4 % of
+the mean) reach q < 0.05. Both counts (with and without the index) are printed.
 
 Choices, stated
 ---------------
@@ -60,14 +70,19 @@ Choices, stated
 The model's gratings are static: the grating at theta + 180 with phase phi is the grating at
 theta with phase -phi, and the 4 phases (0, 90, 180, 270 deg) are closed under negation, so each
 direction and its opposite show the *same four images*. A model can therefore be orientation
-tuned but not direction tuned at all (DSI = 0 up to float rounding). The Rayleigh test weights
-angles by responses; on a model's activations (a.u., not counts) its p depends on their scale,
-so the index threshold carries the model rules, and a permutation test of the OSI (label
-shuffles, scale-free) is printed beside them. The model's "trials" of one direction are its four
-phases, so its ANOVA asks whether direction matters more than phase: phase-sensitive units
-(``fc1``) come out tuned to orientation but not "responsive".
+tuned but not direction tuned at all (DSI = 0 up to float rounding, so ``R`` = 0 and p = 1
+with period 360). The Rayleigh p comes from label shuffles, so it does not depend on the scale
+of the activations (a.u., not counts): the model goes through the same rules, thresholds
+included, as V1. With period 180 the test *is* the permutation test of the vector OSI, and the
+script shows it: :func:`~neurorecord.analysis.permutation_test` of ``osi_vector`` with the same
+shuffles gives the same p for every unit and the same members. The model's "trials" of one
+direction are its four phases, so both tests ask whether direction matters more than phase: the
+ANOVA for any difference among the 16 means, the Rayleigh test for one orientation peak, which
+is the more sensitive question, so phase-sensitive units (``fc1``) come out tuned to orientation
+but not "responsive".
 
-Runs in well under a minute on two CPU cores (the first run ever also trains the zoo CNN).
+Runs in about a minute on two CPU cores, most of it the von Mises fits (the first run ever also
+trains the zoo CNN).
 """
 
 from __future__ import annotations
@@ -97,7 +112,8 @@ INDEX_ABOVE = 0.1  #: DSI / OSI (vector form) threshold, see the module notes
 STEP = 22.5  #: spacing of the 16 drift directions, degrees
 MAX_SNAP = 1.5  #: largest correction nominal_directions accepts, degrees
 WINDOW_MS = (50.0, 550.0)  #: response window after stimulus onset
-N_PERMUTATIONS = 999  #: label shuffles of the model's scale-free orientation check
+RAYLEIGH_PERMUTATIONS = 1000  #: trial-label shuffles of the Rayleigh test's null (rayleigh's default)
+RAYLEIGH_SEED = 0  #: seed of those shuffles (rayleigh's default), so every run gives the same p
 
 #: The populations the pipeline defines, in print order, with their labels.
 RULES = ("responsive", "direction_tuned", "direction_rayleigh", "orientation_tuned", "orientation_rayleigh", "either")
@@ -117,8 +133,10 @@ class PipelineResult:
 
     ``table`` is indexed by ``neuroid`` (every neuroid coordinate kept): ANOVA ``F``/``p_anova``/
     ``q_anova``, Rayleigh ``R``/``Z``/``p``/``q``/``preferred`` for periods 360 (``*_dir``) and
-    180 (``*_ori``), ``dsi_vector``/``dsi_ratio``/``osi_vector``/``osi_ratio``, the von Mises
-    fit (``vm_*``, NaN for units not fitted) and one bool per population. ``populations`` maps
+    180 (``*_ori``; ``R_dir`` equals ``dsi_vector`` and ``R_ori`` ``osi_vector``), ``n`` (the
+    summed response, descriptive: ``Z = n R**2``), ``dsi_vector``/``dsi_ratio``/``osi_vector``/
+    ``osi_ratio``, the von Mises fit (``vm_*``, NaN for units not fitted) and one bool per
+    population. ``populations`` maps
     each name of :data:`RULES` to its :class:`~neurorecord.analysis.Population`.
     """
 
@@ -145,18 +163,23 @@ def tuning_pipeline(activity: xr.DataArray, by: str = "direction", q_below: floa
         Thresholds of the rules (see the module notes).
     fit : bool
         Fit a two-peaked von Mises curve (period 360) to the responsive units.
+
+    Every Rayleigh test (in the populations and in the table) uses the same shuffles
+    (:data:`RAYLEIGH_PERMUTATIONS`, seed :data:`RAYLEIGH_SEED`), so their p values agree.
     """
+    null = {"n_permutations": RAYLEIGH_PERMUTATIONS, "seed": RAYLEIGH_SEED}
     pops: dict[str, Population] = {
         "responsive": analysis.define_population("responsive", activity, test="anova", by=by, q_below=q_below),
         "direction_rayleigh": analysis.define_population("direction_rayleigh", activity, test="rayleigh", by=by,
-                                                         period=360, q_below=q_below),
+                                                         period=360, q_below=q_below, **null),
         "direction_tuned": analysis.define_population("direction_tuned", activity, test="rayleigh", by=by, period=360,
-                                                      q_below=q_below, index="dsi_vector", index_above=index_above),
+                                                      q_below=q_below, index="dsi_vector", index_above=index_above,
+                                                      **null),
         "orientation_rayleigh": analysis.define_population("orientation_rayleigh", activity, test="rayleigh", by=by,
-                                                           period=180, q_below=q_below),
+                                                           period=180, q_below=q_below, **null),
         "orientation_tuned": analysis.define_population("orientation_tuned", activity, test="rayleigh", by=by,
                                                         period=180, q_below=q_below, index="osi_vector",
-                                                        index_above=index_above),
+                                                        index_above=index_above, **null),
     }
     either = pops["direction_tuned"].table["member"] | pops["orientation_tuned"].table["member"]
     pops["either"] = Population("either", xr.Dataset(
@@ -171,10 +194,12 @@ def tuning_pipeline(activity: xr.DataArray, by: str = "direction", q_below: floa
     anova = pops["responsive"].table
     table["F"], table["p_anova"], table["q_anova"] = anova["statistic"], anova["p"], anova["q"]
     for period, tag in ((360, "dir"), (180, "ori")):
-        ray = analysis.rayleigh(activity, by, period=period)
+        ray = analysis.rayleigh(activity, by, period=period, **null)
         for var in ("R", "Z", "p", "q", "preferred"):
             table[f"{var}_{tag}"] = ray[var]
-    table["n"] = ray["n"]  # the summed response: the Rayleigh test's number of observations
+    # the summed response over all presentations (spikes, for V1): only the scale of the
+    # descriptive Z = n R**2; the p values, from label shuffles, do not use it
+    table["n"] = ray["n"]
     for kind in ("dsi", "osi"):
         sel = analysis.selectivity(activity, by, kind)
         table[f"{kind}_vector"], table[f"{kind}_ratio"] = sel[f"{kind}_vector"], sel[f"{kind}_ratio"]
@@ -345,34 +370,36 @@ def model_activity(tree: xr.DataTree, region: str) -> xr.DataArray:
 
 def run_model(folder: Path) -> dict[str, PipelineResult]:
     tree = record_model(folder)
-    regions = list(tree.children)
+    regions = list(tree.attrs["regions"])  # the region nodes; the tree also holds `behaviour`
     n = tree[regions[0]].sizes["presentation"]
     print(f"model digits-cnn: {n} static gratings (16 directions x 4 phases, 0.15 cycles/pixel), "
           f"regions {', '.join(regions)} (spatial mean), FDR per region")
     results = {region: tuning_pipeline(model_activity(tree, region)) for region in regions}
     print(f"{'region':<10}{'units':>6}{'silent':>7}{'resp':>6}{'dir':>5}{'ori':>5}{'either':>7}{'max DSI':>10}"
-          f"{'median OSI':>12}{'median n':>10}")
+          f"{'median OSI':>12}")
     for region, r in results.items():
         t = r.table
         print(f"{region:<10}{t.sizes['neuroid']:>6}{int(np.isnan(t['p_dir'].values).sum()):>7}{r.count('responsive'):>6}"
               f"{r.count('direction_tuned'):>5}{r.count('orientation_tuned'):>5}{r.count('either'):>7}"
-              f"{np.nanmax(t['dsi_vector'].values):>10.2e}{np.nanmedian(t['osi_vector'].values):>12.3f}"
-              f"{np.nanmedian(t['n'].values):>10.1f}")
+              f"{np.nanmax(t['dsi_vector'].values):>10.2e}{np.nanmedian(t['osi_vector'].values):>12.3f}")
     total = sum(r.table.sizes["neuroid"] for r in results.values())
     first = next(iter(results.values()))
     for name in RULES:
         print(_line("model", name, sum(r.count(name) for r in results.values()), total, first.table.attrs["rules"][name]))
-    # The Rayleigh test counts the activations (a.u.) as observations, so its p depends on their
-    # scale (n = the unit's summed response, here ~25 in conv1 to ~250 in fc1). A scale-free
-    # check of the orientation rule: shuffle the direction labels instead.
-    selective = 0
-    for region in regions:
+    # With period 180 the Rayleigh test is the permutation test of the vector OSI (R_ori is
+    # osi_vector; the null shuffles the direction labels keeping 4 images per direction): run
+    # that test with the same shuffles and count the units whose p is the same and the members.
+    selective = same_p = 0
+    for region, r in results.items():
         perm = analysis.permutation_test(model_activity(tree, region), "direction", INDEX_FUNCTIONS["osi_vector"],
-                                         n_permutations=N_PERMUTATIONS, seed=0)
+                                         n_permutations=RAYLEIGH_PERMUTATIONS, seed=RAYLEIGH_SEED)
+        p_perm, p_ray = perm["p"].values, r.table["p_ori"].values
+        same_p += int(((p_perm == p_ray) | (np.isnan(p_perm) & np.isnan(p_ray))).sum())
         with np.errstate(invalid="ignore"):
             selective += int(((perm["q"] < Q_BELOW) & (perm["observed"] > INDEX_ABOVE)).sum())
-    print(f"model orientation-tuned, scale-free check: {selective}/{total} units "
-          f"({100.0 * selective / total:.1f}%)  [permutation_test(osi_vector, {N_PERMUTATIONS} direction shuffles) "
+    print(f"model orientation-tuned, by permutation_test: {selective}/{total} units "
+          f"({100.0 * selective / total:.1f}%), p equal to rayleigh(period=180)'s in {same_p}/{total} units  "
+          f"[permutation_test(osi_vector, {RAYLEIGH_PERMUTATIONS} direction shuffles, seed {RAYLEIGH_SEED}) "
           f"q < {Q_BELOW:g} and osi_vector > {INDEX_ABOVE:g} (fdr_bh)]")
     return results
 

@@ -2,8 +2,10 @@
 
 The script is run as a user runs it (a subprocess, the data file's path as argument). Its V1
 counts are compared with a direct computation over all 27 sessions (scipy.io.loadmat, scipy,
-statsmodels; see ``tests/analysis/test_v1_pipeline.py``), both with the script's per-session FDR
-families and with the pooled one. Skipped when the data file is absent.
+statsmodels, and the Rayleigh-type test as the obvious loop: the tuning curve's resultant against
+1000 shuffles of the trial labels drawn with seed 0; see ``tests/analysis/test_v1_pipeline.py``),
+both with the script's per-session FDR families and with the pooled one. The tests that run the
+script are skipped when the data file is absent.
 """
 
 from __future__ import annotations
@@ -114,7 +116,13 @@ def test_model_fractions(output: str) -> None:
     assert total == 112 and n_ori == sum(int(r[5]) for r in regions) > 0
     assert rule == RULES["orientation_tuned"]
     assert summary(output, "model", "either")[0] == n_ori
-    assert re.search(r"^model orientation-tuned, scale-free check: \d+/112 units", output, re.M)
+    # the same test by permutation_test(osi_vector) with the same shuffles: same p, same members
+    check = re.search(r"^model orientation-tuned, by permutation_test: (\d+)/112 units \(\d+\.\d%\), "
+                      r"p equal to rayleigh\(period=180\)'s in (\d+)/112 units  "
+                      r"\[permutation_test\(osi_vector, 1000 direction shuffles, seed 0\) q < 0\.05 and "
+                      r"osi_vector > 0\.1 \(fdr_bh\)\]$", output, re.M)
+    assert check, output
+    assert (int(check[1]), int(check[2])) == (n_ori, 112)
     assert re.search(r"^done in \d+\.\d s$", output, re.M)
 
 
