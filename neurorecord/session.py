@@ -374,7 +374,7 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     with store.exclusive(out):
         # another process may have written here between the first check and the lock: check again
-        store.check_output(out, protocol.name, protocol.sha256, resume, overwrite)
+        store.check_output(out, protocol.name, protocol.sha256, resume, overwrite, holding_lock=True)
         state = store.read_run_state(out)
         if state is not None and state.complete and not overwrite:
             return store.open_recording(out)  # resume of a run another process finished meanwhile

@@ -241,7 +241,8 @@ def root_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
 # ------------------------------------------------------------------ writing a run's store
 
 
-def check_output(out: Path, protocol_name: str, protocol_sha256: str, resume: bool, overwrite: bool) -> None:
+def check_output(out: Path, protocol_name: str, protocol_sha256: str, resume: bool, overwrite: bool,
+                 holding_lock: bool = False) -> None:
     """Refuse an output folder a run must not write into, before any work starts.
 
     A folder may be new or empty; otherwise it must hold a neurorecord store: of the same
@@ -277,6 +278,9 @@ def check_output(out: Path, protocol_name: str, protocol_sha256: str, resume: bo
             f"{state.protocol_sha256[:12]}; this protocol {protocol_name!r} has sha256 {protocol_sha256[:12]}); "
             "use --overwrite to replace it, or another --out"
         )
+    if not state.complete and not holding_lock:
+        with exclusive(out):  # an unfinished store may be one being written now: say so, not "use --resume"
+            pass
     if resume:
         return
     if state.complete:

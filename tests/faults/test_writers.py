@@ -25,11 +25,6 @@ from tests.helpers import DIGITS_MLP
 
 # 908 presentations in 10 batches: a second or two of recording, so starts overlap
 PROTOCOL = DIGITS_MLP.replace("reduce: mean", "reduce: mean\n  repetitions: 2")
-# full conv maps of 4,540 presentations: recording outlasts a second process's start-up
-LONG_PROTOCOL = (
-    DIGITS_MLP.replace("digits-mlp", "digits-cnn").replace("[fc1, fc2, fc3]", "[conv1, conv2, fc1]")
-    .replace("batch_size: 100", "batch_size: 64").replace("reduce: mean", "reduce: none\n  repetitions: 10")
-)
 CLI = [sys.executable, "-m", "neurorecord.cli.main", "run"]
 LOCKED = "another neurorecord process is writing this store"
 
@@ -65,31 +60,51 @@ def test_concurrent_starts_in_every_mode_leave_one_valid_store(write_protocol, t
     _same_store(reference, out)
 
 
-def test_writers_started_during_a_run_are_refused_and_the_first_finishes(write_protocol, tmp_path):
-    """A plain run, a --resume and an --overwrite started while a run records: each is refused (or,
-    if it comes after the first finished, is a no-op or a full re-run); the store ends complete."""
-    path = write_protocol(LONG_PROTOCOL)
+# a subject that, once recording (batches larger than the 2-image probe), waits for a file before going on
+GATED = """
+import os, time
+import torch
+from torch import nn
+
+class Gate(nn.Module):
+    def forward(self, x):
+        deadline = time.monotonic() + 120
+        while x.shape[0] > 2 and not os.path.exists(os.environ["NEURORECORD_TEST_GATE"]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return x
+
+def build():
+    torch.manual_seed(0)
+    return nn.Sequential(Gate(), nn.Flatten(), nn.Linear(64, 10))
+"""
+
+
+def test_writers_started_during_a_run_are_refused_and_the_first_finishes(write_protocol, tmp_path, monkeypatch):
+    """A plain run, a --resume and an --overwrite started while a run records are each refused,
+    deleting nothing; the first run then finishes a complete store."""
+    (tmp_path / "gated.py").write_text(GATED)
+    gate = tmp_path / "open-the-gate"
+    monkeypatch.setenv("NEURORECORD_TEST_GATE", str(gate))
+    path = write_protocol(DIGITS_MLP.replace("zoo: digits-mlp", "entry_point: 'gated:build'").replace("[fc1, fc2, fc3]", "['2']"))
     out = tmp_path / "out"
     first = subprocess.Popen(CLI + [str(path), "--out", str(out), "--quiet"], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # wait until the first writer is recording
+    while time.monotonic() < deadline:  # wait until the first writer is recording (held at its first batch)
         state = read_run_state(out) if (out / "zarr.json").exists() else None
         if state is not None and state.stage == "recording":
             break
         time.sleep(0.005)
     later = [subprocess.Popen(CLI + [str(path), "--out", str(out), "--quiet", *mode], stderr=subprocess.PIPE, text=True)
              for mode in ([], ["--resume"], ["--overwrite"])]
-    assert first.wait(timeout=300) == 0, first.stderr.read()
-    refused = 0
     for proc in later:
         code, err = proc.wait(timeout=300), proc.stderr.read()
-        if code != 0:
-            assert code == 2 and err.count("\n") == 1 and err.startswith("error: "), err
-            refused += LOCKED in err
-    assert refused >= 1, "no later writer overlapped the first one: the test did not test the lock"
+        assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and LOCKED in err, err
+    assert read_run_state(out).stage == "recording"  # the refused writers deleted and wrote nothing
+    gate.touch()
+    assert first.wait(timeout=300) == 0, first.stderr.read()
     attrs = json.loads((out / "zarr.json").read_text())["attributes"]
     assert attrs["complete"] is True and attrs["protocol_text"] == path.read_text()
-    assert neurorecord.open_recording(out)["fc1"]["activity"].notnull().all()
+    assert neurorecord.open_recording(out)["2"]["activity"].notnull().all()
 
 
 def _kill_while_recording(path: Path, out: Path) -> None:
