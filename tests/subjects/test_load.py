@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import textwrap
 from collections import OrderedDict
 from pathlib import Path
@@ -48,7 +49,9 @@ def model_folder(tmp_path: Path) -> Path:
 def test_entry_point_from_protocol_folder_with_kwargs(model_folder):
     subject = build_subject(SubjectSpec(entry_point="usermodels_nr_test:build", kwargs={"hidden": 5}), model_folder)
     assert subject.model.fc[0].out_features == 5 and not subject.model.training
-    assert subject.source == {"entry_point": "usermodels_nr_test:build", "kwargs": {"hidden": 5}}
+    module = model_folder / "usermodels_nr_test.py"
+    assert subject.source == {"entry_point": "usermodels_nr_test:build", "kwargs": {"hidden": 5}, "module_file": str(module),
+                              "module_sha256": hashlib.sha256(module.read_bytes()).hexdigest()}
 
 
 @pytest.mark.parametrize(
