@@ -89,9 +89,23 @@ def _cmd_stimuli(args: argparse.Namespace) -> int:
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, found {text}")
+    return value
+
+
+#: Highest --dpi of a contact sheet: print resolution; more only builds an image too large to hold.
+MAX_DPI = 1200
+
+
+def _dpi(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_DPI:
+        raise argparse.ArgumentTypeError(f"expected a resolution of 1 to {MAX_DPI} dots per inch, found {value}")
     return value
 
 
@@ -140,9 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max", type=_positive, default=64, metavar="N", help="most thumbnails per set; larger sets are sampled evenly (default 64)")
     p.add_argument("--frames", type=_positive, default=8, metavar="N", help="most frames shown per stimulus of a sequence set (default 8)")
     p.add_argument("--set", action="append", metavar="NAME", help="only this stimulus set (repeat for several)")
-    p.add_argument("--dpi", type=_positive, default=100, help="resolution (default 100: a thumbnail is about 110 pixels wide)")
+    p.add_argument("--dpi", type=_dpi, default=100, help="resolution (default 100: a thumbnail is about 110 pixels wide)")
     p.set_defaults(func=_cmd_stimuli)
     return parser
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for a file-system error, naming the path and, for the zoo cache, what to do."""
+    where = exc.filename if exc.filename is not None else ""
+    text = f"{where}: {exc.strerror or exc}" if where else str(exc.strerror or exc)
+    cache = os.environ.get("NEURORECORD_CACHE")
+    if cache and where and str(where).startswith(cache):
+        text += f" (the zoo cache NEURORECORD_CACHE={cache} must be a writable folder; point it at one, or unset it)"
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -152,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except NeurorecordError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system refused: a read-only or full disk, a path under a file, ...
+        print(f"error: {_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; resume with --resume", file=sys.stderr)

@@ -72,6 +72,9 @@ def protocol_from_text(text: str, path: Path | None = None) -> Protocol:
         pos = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ProtocolError(f"{where}{pos}: not valid YAML: {problem}") from None
+    except RecursionError:
+        raise ProtocolError(f"{where}: the YAML is nested too deeply to read (lists or mappings inside each other "
+                            "hundreds of levels deep); a protocol needs a few levels") from None
     if not isinstance(data, dict):
         found = "an empty file" if data is None else _shown(data)
         raise ProtocolError(f"{where}: expected a mapping of protocol keys at the top level, found {found}")

@@ -118,6 +118,12 @@ def _load_state_dict(model: nn.Module, path: Path, entry_point: str) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
+        if "Weights only load failed" in str(exc):
+            raise SubjectError(
+                f"{path}: subject.state_dict: the file holds pickled Python objects besides tensors (a whole saved model, or "
+                "objects of other classes), which neurorecord does not unpickle (unpickling runs arbitrary code); save "
+                "model.state_dict() instead, or build and load the model yourself in the entry point"
+            ) from None
         raise SubjectError(
             f"{path}: subject.state_dict: cannot be read with torch.load(weights_only=True): {_first_line(exc)}"
         ) from None

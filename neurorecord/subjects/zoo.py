@@ -217,9 +217,15 @@ def load_zoo_subject(name: str) -> Subject:
         _atomic_write(weights, lambda f: torch.save(model.state_dict(), f))
         _atomic_write(meta, lambda f: f.write(json.dumps(info, indent=1, sort_keys=True).encode()))
     model = recipe.build()
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    try:
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        info = json.loads(meta.read_text())
+    except Exception as exc:  # a truncated or overwritten cache file: torch, pickle and json raise their own kinds
+        raise SubjectError(
+            f"subject.zoo: the cached weights of {name!r} cannot be read ({type(exc).__name__}); the cache is damaged: delete "
+            f"{weights} and {meta.name} beside it, and they are trained again on the next run"
+        ) from None
     model.eval()
-    info = json.loads(meta.read_text())
     return Subject(name=name, model=model, source={"zoo": name, "cache": str(weights)}, info=info)
 
 
