@@ -1,94 +1,73 @@
-"""What a lesion sweep costs: the fast sweep against the obvious loop, the arithmetic limit and Captum.
+"""What a lesion sweep costs: the default call and the protocol path against the true limit.
 
 Measured in one run, on the same models and the same data, for every single-unit zero lesion of
-a middle and of a late region of two networks:
+regions of two networks:
 
-* **VGG-style CNN** (``benchmarks/vgg.py``: random weights, ~1.08 M parameters) on seeded random
-  float32 inputs of 3x32x32 (512 by default, ``--n-stimuli``). Middle region ``block2`` (64
-  channels of 8x8; ``block3`` and the classifier lie downstream, ~38 % of the forward FLOPs) and
-  late region ``block3`` (128 channels of 4x4; only the classifier lies downstream, ~2 %). A
-  lesion zeroes one channel at every position.
-* **digits MLP** (the zoo's ``digits-mlp``, 64-100-100-100-10) on the 454 test digits. Middle
-  region ``fc2``, late region ``fc3`` (100 units each). Its forward pass takes microseconds per
-  stimulus, so its times measure the fixed and per-pass costs of each approach more than
-  arithmetic; each of its samples is the mean of 20 calls (the calls take milliseconds).
+* **VGG-style CNN** (``benchmarks/vgg.py``: random weights) on seeded random float32 inputs:
+  ``block2`` (middle: 64 channels of 8x8; ``block3`` and the classifier lie downstream) and
+  ``block3`` (late: 128 channels of 4x4; only the classifier lies downstream) on 3x32x32 inputs
+  (512 by default, ``--n-stimuli``), and the case a new user tried: the VGG on **3x16x16**
+  inputs, the **middle ReLU** ``block2.relu1`` (64 channels of 8x8, between the two convs of
+  ``block2``), **454 stimuli**. A lesion zeroes one channel at every position.
+* **digits MLP** (the zoo's ``digits-mlp``) on the 454 test digits: ``fc2`` (middle) and
+  ``fc3`` (late, feeds the readout). Its calls take milliseconds; each of its samples is the mean
+  of 20 calls.
 
-Compared, per region:
+Columns, per region:
 
-* **obvious**: ``obvious_predictions``, the whole network over every stimulus once per lesion (a
-  forward hook applies the lesion). On the VGG it is timed on an evenly spaced subset of
-  ``--obvious-lesions`` lesions (default 8) and scaled linearly to all lesions (its cost is the
-  same for every lesion); on the MLP on all lesions.
-* **fast**: ``lesion_predictions`` with its defaults, the whole call (cutting the network, the
-  probe pass, the upstream part over every stimulus, packing the lesions, the packed downstream
-  passes, argmax, copying back). By default the first linear layer after the region is not
-  recomputed where that applies (here every region: the region's output goes into an
-  ``nn.Conv2d``, VGG ``block2``; through ``nn.Flatten`` into an ``nn.Linear``, VGG ``block3``;
-  into an ``nn.Linear``, MLP ``fc2`` and ``fc3``) but updated by each lesioned unit's own
-  contribution (a rank-1 update; a conv channel's block of flattened features; the convolution
-  of the lesioned channel alone), so it does less arithmetic than the limit below; equal to the
-  recomputation up to float rounding.
-* **exact**: the same call with ``shortcut=False``: every layer after the region recomputed
-  on the packed lesioned outputs, with the unsplit network's kernels. Its pack size (lesions
-  per pass) x stimulus chunk is printed.
-* **+down**: the fast sweep also measuring the activity change of downstream regions
-  (``downstream=[...]``, listed under the table), in the same passes.
-* **limit**: the arithmetic limit, downstream FLOPs only. The network is cut with
-  ``split_at(model, region)``; every lesioned region output is built beforehand (not timed), as a
-  zeroed copy of the cached region output, in the exact sweep's own passes (``pack x chunk`` rows
-  each); the time is that of the downstream forward alone over all those passes: the same
-  ``n_lesion x N`` lesioned evaluations, with no upstream, no lesion bookkeeping and no argmax.
-* **captum**: ``captum.attr.LayerFeatureAblation(forward, layer)`` with one feature per channel
-  (a ``layer_mask`` of channel indices) and zero baselines, so that it ablates exactly the same
-  single channels, under ``torch.inference_mode``. Captum returns attributions (the change of the
-  target's output), not per-stimulus predictions, so what is compared is the cost of the same
-  number of ablated forward passes. The target is the intact network's predicted class (captum
-  does not repeat a per-stimulus target tensor when ``perturbations_per_eval > 1``, so
-  ``forward`` returns the logit of each stimulus's predicted class itself and no ``target`` is
-  given). ``perturbations_per_eval`` is tuned once, before the rounds, over a few values (VGG:
-  1, 4, 16 on batches of ``--captum-batch`` stimuli, default 64; MLP: 1, 10, 100 on all 454
-  digits), and the fastest is used. On the VGG captum is timed on ``--captum-stimuli`` stimuli
-  (default 128, in batches of ``--captum-batch``) and scaled linearly to all stimuli; on the MLP
-  on all of them.
+* **limit**: the true limit, what any sweep that recomputes the network after the region must
+  pay: for each lesion, the downstream part (``split_at(model, region)``) run once over every
+  stimulus on a lesioned copy of the cached region output (the lesioned channel written into a
+  copy made beforehand, put back after), in batches of all stimuli, 256 or 64 (``limit all``,
+  ``limit 256``, ``limit 64``); the limit is the fastest of the three medians. No upstream, no
+  bookkeeping.
+* **fast**: ``lesion_predictions`` with its defaults, the whole call (cutting and checking the
+  network, the upstream part with its measured batches, the measured pass sizes, the packed
+  passes, argmax). By default the first linear layer after the region is not recomputed where
+  that applies (every region here) but updated by each lesioned unit's own contribution (the
+  shortcut), so it can go below the limit.
+* **protocol**: the same sweep through a protocol with a ``lesions:`` entry (``n_boot: 0``) run
+  with ``neurorecord.run``: the time of its sweep (the ``prepared_sweep`` block of
+  ``run_lesion_sweeps``: the upstream part once per entry, the resumable blocks of 64 lesions,
+  each block's progress written to the store and the run state). **stage**: the whole lesion
+  stage (also resolving the targets, the statistics and writing the result node). VGG regions
+  only.
+* **exact**: ``shortcut=False``: every layer after the region recomputed.
+* **+down**: the fast sweep also measuring the activity change of downstream regions (listed
+  under the table).
+* **+logits**: the fast sweep returning the logits too (what the protocol path asks for).
+* **obvious**: ``obvious_predictions``, the whole network per lesion (on the VGG, timed on
+  ``--obvious-lesions`` evenly spaced lesions and scaled).
+* **upstream**: the part before the region over every stimulus (in the fast sweep's batches).
+* **captum**: ``captum.attr.LayerFeatureAblation`` ablating the same single channels (where
+  captum is installed; ``perturbations_per_eval`` tuned once), timed on a subset and scaled.
 
-Also printed: ``upstream s``, the time of the part of the network before the region over every
-stimulus, in the sweep's upstream batches (included in the sweeps, excluded from the limit;
-``exact/(limit+up)`` is the exact sweep's time over the limit plus that: how far it is from the
-cost of the arithmetic any sweep that recomputes the downstream part must do),
-whether the fast and the exact sweep's predictions equal the obvious loop's on the lesions the
-obvious loop ran (they must), and whether the limit's prebuilt inputs reproduce the exact
-sweep's predictions (so that the limit evaluates the same lesioned networks).
+Timings on a small shared CPU vary by 30-50 % between runs, so after an untimed preparation
+(which also warms every path up) each round runs every column of every region one after the
+other, for ``--repeats`` rounds; medians are quoted, and the load average is printed.
 
-Timings on a small shared CPU vary by 30-50 % between runs, so after the untimed preparation
-(which also warms up every path) each round runs, for each region, the obvious loop, the fast
-sweep, the exact sweep, the fast sweep with downstream activity, the limit, the upstream part and
-captum one after the other, for ``--repeats`` rounds; medians are quoted.
+Target (2-core CPU): fast and protocol within 1.3x of the limit on every VGG region, and the
+protocol's sweep no slower than the API's (``protocol/fast`` about 1).
 
-Targets (2-core CPU): the fast sweep within 1.3x of the limit for every region; at least 5x faster
-than the obvious loop for a late region (``block3``, ``fc3``: little of the network lies
-downstream). Both are reported for the fast sweep (the default) and, for comparison, for the
-exact path.
+Run from the repository root::
 
-On a CPU shared with other processes, two torch threads wait for each other whenever one of them
-is descheduled, and small operations then take tens of times longer; ``--threads 1`` gives
-steadier figures there (the same for every column). The thread count is printed.
-
-Run from the repository root (needs ``captum``, which is not a neurorecord dependency)::
-
-    python benchmarks/lesion_sweep.py              # 512 VGG stimuli, 3 rounds (about 4 minutes)
-    python benchmarks/lesion_sweep.py --quick      # smoke run (no captum tuning), about 15 seconds
-    python benchmarks/lesion_sweep.py --n-stimuli 1024 --repeats 5
-    python benchmarks/lesion_sweep.py --threads 1    # on a busy shared machine
+    python benchmarks/lesion_sweep.py              # 3 rounds, about 6 minutes
+    python benchmarks/lesion_sweep.py --quick      # smoke run, under a minute
+    python benchmarks/lesion_sweep.py --threads 1  # on a busy shared machine
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,17 +75,15 @@ import torch
 from torch import nn
 
 import neurorecord
-from neurorecord.lesion import lesion_predictions, obvious_predictions, single_unit_lesions, split_at
-from neurorecord.lesion.split import memory_format
+from neurorecord.lesion import experiment, lesion_predictions, obvious_predictions, single_unit_lesions, split_at
 from neurorecord.stimuli import DigitsSet
 from neurorecord.subjects import load_zoo_subject
 from vgg import vgg_small  # benchmarks/ is on sys.path when this file runs as a script
 
-TARGET_LIMIT = 1.3  # fast / limit, every region
-TARGET_SPEEDUP = 5.0  # obvious / fast, late regions
-VGG_PPE = (1, 4, 16)
-MLP_PPE = (1, 10, 100)
+TARGET = 1.3  # fast / limit and protocol / limit, every VGG region
+LIMIT_BATCHES = ("all", 256, 64)
 MLP_INNER = 20  # calls per MLP sample
+COLUMNS = ("obvious", "fast", "protocol", "stage", "exact", "down", "logits", "limit all", "limit 256", "limit 64", "upstream", "captum")
 
 
 @dataclass
@@ -117,30 +94,21 @@ class Case:
     model: nn.Module
     x: torch.Tensor
     region: str
-    late: bool
+    downstream: list[str]
     obvious_subset: list[int]
-    captum_stimuli: int
-    captum_batch: int
-    ppe_candidates: tuple[int, ...]
-    downstream: list[str] = field(default_factory=list)  # regions measured in the "+down" column
-    inner: int = 1  # calls per sample (the sample is their mean): the MLP's calls take milliseconds
+    vgg_size: int | None = None  # the VGG's input size (a protocol is run), None for the MLP
+    inner: int = 1  # calls per sample (the sample is their mean)
     n_lesion: int = 0
-    region_shape: tuple[int, ...] = ()
-    pack: int = 0
-    chunk: int = 0
-    upstream_batch: int = 0
-    split_kind: str = ""
-    ppe: int = 1
-    ppe_times: dict[int, float] = field(default_factory=dict)
-    limit_inputs: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    plan: str = ""
+    shortcut: bool = False
+    agree: bool = True
+    protocol: Path | None = None
     split: Any = None
+    frontier: dict[str, torch.Tensor] = field(default_factory=dict)
+    lesioned: dict[str, torch.Tensor] = field(default_factory=dict)
     targets: torch.Tensor | None = None
-    agree: bool | None = None
-    shortcut: bool = False  # whether the fast sweep (the default) used the shortcut
-    exact_agrees: bool | None = None
-    limit_agrees: bool = False
-    samples: dict[str, list[float]] = field(
-        default_factory=lambda: {k: [] for k in ("obvious", "fast", "exact", "down", "limit", "captum", "upstream")})
+    ppe: int = 1
+    samples: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in COLUMNS})
 
     @property
     def n(self) -> int:
@@ -153,111 +121,95 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-# ---------------------------------------------------------------- preparation
+# ---------------------------------------------------------------- the true limit
 
 
-def prepare(case: Case) -> None:
-    """Untimed: a first fast sweep (pack sizes, intact predictions, warm-up), the limit's lesioned
-    inputs in the sweep's passes, and the tuning of captum's ``perturbations_per_eval``."""
-    model, x, region = case.model, case.x, case.region
+def run_limit(case: Case, batch: int | str) -> None:
+    """Per lesion: the lesioned channel written into the copy of the cached frontier, the
+    downstream part over every stimulus in batches of ``batch``, the channel put back."""
+    size = case.n if batch == "all" else int(batch)
+    key = case.split.region_key
+    h, buf = case.frontier[key], case.lesioned[key]
     with torch.inference_mode():
-        case.region_shape = _region_shape(model, x[:1], region)
-    n_channel = case.n_lesion = case.region_shape[0]
-    lesions = single_unit_lesions(n_channel)
-    result = lesion_predictions(model, x, region, lesions, shortcut=False)
-    case.pack, case.chunk, case.split_kind = result.pack_size, result.stimulus_chunk, result.split_kind
-    case.upstream_batch = result.upstream_batch
-    case.targets = result.intact_predictions
-    case.shortcut = lesion_predictions(model, x, region, lesions).shortcut
-    lesion_predictions(model, x, region, lesions, downstream=case.downstream)  # warm-up
-
-    # the limit: every lesioned region output, built beforehand in the sweep's passes
-    with torch.inference_mode():
-        split = split_at(model, region, x[: min(case.n, 3)])
-        frontier = _upstream(split, x, case.upstream_batch)
-        inputs = []
-        for start in range(0, case.n, case.chunk):
-            stop = min(case.n, start + case.chunk)
-            for first in range(0, n_channel, case.pack):
-                m = min(case.pack, n_channel - first)
-                values = {}
-                for key, v in frontier.items():
-                    v = v[start:stop]
-                    packed = torch.empty((m * v.shape[0], *v.shape[1:]), dtype=v.dtype, memory_format=memory_format(v))
-                    packed.view(m, *v.shape).copy_(v.unsqueeze(0).expand(m, *v.shape))
-                    if key == split.region_key:
-                        view = packed.view(m, *v.shape)
-                        view[torch.arange(m), :, torch.arange(first, first + m)] = 0  # lesion i zeroes unit first + i
-                    values[key] = packed
-                inputs.append(values)
-        case.split, case.limit_inputs = split, inputs
-        # warm-up, and a check that the limit evaluates the same lesioned networks as the sweep
-        limit_predictions = torch.empty(n_channel, case.n, dtype=torch.int64)
-        passes = iter(inputs)
-        for start in range(0, case.n, case.chunk):
-            stop = min(case.n, start + case.chunk)
-            for first in range(0, n_channel, case.pack):
-                m = min(case.pack, n_channel - first)
-                limit_predictions[first : first + m, start:stop] = split.downstream(next(passes)).argmax(1).reshape(m, stop - start)
-        case.limit_agrees = torch.equal(limit_predictions, result.predictions)
-
-    # the obvious loop: warm-up on one lesion
-    obvious_predictions(model, x, region, lesions[:1])
-
-    # captum: tune perturbations_per_eval on one batch
-    for ppe in case.ppe_candidates:
-        case.ppe_times[ppe] = timed(lambda: run_captum(case, case.captum_batch, ppe))
-    case.ppe = min(case.ppe_times, key=case.ppe_times.__getitem__)
+        for unit in range(case.n_lesion):
+            buf[:, unit] = 0
+            for start in range(0, case.n, size):
+                case.split.downstream({k: v[start : start + size] for k, v in case.lesioned.items()})
+            buf[:, unit] = h[:, unit]
 
 
-def _region_shape(model: nn.Module, x: torch.Tensor, region: str) -> tuple[int, ...]:
-    out: list[torch.Tensor] = []
-    handle = model.get_submodule(region).register_forward_hook(lambda m, i, o: out.append(o))
+# ---------------------------------------------------------------- the protocol path
+
+
+def write_protocol(case: Case, folder: Path) -> Path:
+    """A protocol whose only lesion entry is the sweep of ``case`` (its inputs as .npy files)."""
+    shutil.copy(Path(__file__).with_name("vgg.py"), folder / "vgg.py")
+    np.save(folder / "inputs.npy", case.x.numpy())
+    np.save(folder / "labels.npy", case.targets.numpy().astype(np.int64))
+    path = folder / "protocol.yaml"
+    path.write_text(f"""neurorecord: 1
+name: bench
+seed: 0
+subject:
+  entry_point: vgg:vgg_small
+  kwargs: {{seed: 0, size: {case.vgg_size}}}
+stimuli:
+  - {{name: noise, kind: npy, path: inputs.npy, labels: labels.npy}}
+record:
+  regions: [classifier.out]
+  batch_size: 512
+  device: cpu
+lesions:
+  - {{name: sweep, region: {case.region}, evaluate: noise, n_boot: 0}}
+""")
+    return path
+
+
+def run_protocol(case: Case, scratch: Path) -> tuple[float, float]:
+    """``neurorecord.run`` of the case's protocol; returns the time of its lesion sweep (the
+    ``with prepared_sweep(...)`` block of ``run_lesion_sweeps``: the upstream part, every block
+    of lesions, the per-block progress writes) and of its whole lesion stage (also the targets'
+    planning, the statistics and the result node's write)."""
+    sweep: list[float] = []
+    stage: list[float] = []
+    real_stage, real_sweep = experiment.run_lesion_sweeps, experiment.prepared_sweep
+
+    def timed_stage(*args: Any, **kwargs: Any) -> None:
+        stage.append(timed(lambda: real_stage(*args, **kwargs)))
+
+    @contextlib.contextmanager
+    def timed_sweep(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        with real_sweep(*args, **kwargs) as prepared:
+            yield prepared
+        sweep.append(time.perf_counter() - start)
+
+    out = scratch / "out"
+    experiment.run_lesion_sweeps, experiment.prepared_sweep = timed_stage, timed_sweep
     try:
-        model(x)
+        tree = neurorecord.run(case.protocol, out, quiet=True)
+        attrs = tree["lesions/sweep"].attrs
+        case.protocol_how = f"{attrs['pack_size']} x {attrs['stimulus_chunk']}, up {attrs['upstream_batch']}"  # type: ignore[attr-defined]
+        case.protocol_shortcut = bool(attrs["shortcut"])  # type: ignore[attr-defined]
+        correct = tree["lesions/sweep"]["correct"].values
     finally:
-        handle.remove()
-    return tuple(out[0].shape[1:])
+        experiment.run_lesion_sweeps, experiment.prepared_sweep = real_stage, real_sweep
+        shutil.rmtree(out, ignore_errors=True)
+    case.agree &= bool(np.array_equal(correct, case._fast.numpy() == case.targets.numpy()[None]))  # type: ignore[attr-defined]
+    return sweep[0], stage[0]
 
 
-def _upstream(split: Any, x: torch.Tensor, batch_size: int) -> dict[str, torch.Tensor]:
-    """The frontier of every stimulus, in the fast sweep's batches."""
-    parts = [split.upstream(x[start : start + batch_size]) for start in range(0, x.shape[0], batch_size)]
-    return {k: torch.cat([p[k] for p in parts]).contiguous(memory_format=memory_format(parts[0][k])) for k in parts[0]}
+# ---------------------------------------------------------------- captum (optional)
 
 
-# ---------------------------------------------------------------- the four ways
-
-
-def run_obvious(case: Case) -> torch.Tensor:
-    lesions = single_unit_lesions(case.n_lesion)
-    return obvious_predictions(case.model, case.x, case.region, [lesions[i] for i in case.obvious_subset])
-
-
-def run_fast(case: Case, **options: Any) -> torch.Tensor:
-    return lesion_predictions(case.model, case.x, case.region, single_unit_lesions(case.n_lesion), **options).predictions
-
-
-def run_limit(case: Case) -> None:
-    with torch.inference_mode():
-        for values in case.limit_inputs:
-            case.split.downstream(values)
-
-
-def run_upstream(case: Case) -> None:
-    with torch.inference_mode():
-        _upstream(case.split, case.x, case.upstream_batch)
-
-
-def run_captum(case: Case, n_stimuli: int, ppe: int) -> None:
+def run_captum(case: Case, n_stimuli: int, batch: int, ppe: int) -> None:
     from captum.attr import LayerFeatureAblation
 
     model, layer = case.model, case.model.get_submodule(case.region)
-    assert case.targets is not None
-    # one feature per channel: (1, channel) for a linear region, (1, channel, 1, 1) for a conv one
-    mask = torch.arange(case.n_lesion).reshape(1, case.n_lesion, *([1] * (len(case.region_shape) - 1)))
-    for start in range(0, n_stimuli, case.captum_batch):
-        stop = min(n_stimuli, start + case.captum_batch)
+    shape = case.frontier[case.split.region_key].shape[1:]
+    mask = torch.arange(case.n_lesion).reshape(1, case.n_lesion, *([1] * (len(shape) - 1)))
+    for start in range(0, n_stimuli, batch):
+        stop = min(n_stimuli, start + batch)
         targets = case.targets[start:stop]
 
         def forward(inputs: torch.Tensor) -> torch.Tensor:
@@ -269,136 +221,176 @@ def run_captum(case: Case, n_stimuli: int, ppe: int) -> None:
             LayerFeatureAblation(forward, layer).attribute(case.x[start:stop], layer_mask=mask, perturbations_per_eval=ppe)
 
 
-# ---------------------------------------------------------------- rounds and report
+# ---------------------------------------------------------------- preparation, rounds, report
 
 
-def measure_round(cases: list[Case]) -> None:
+def prepare(case: Case, scratch: Path, captum: bool, captum_stimuli: int) -> None:
+    """Untimed: the frontier and its lesioned copy for the limit, the intact predictions, a first
+    call of every path (warm-up), the protocol files, captum's perturbations_per_eval."""
+    model, x, region = case.model, case.x, case.region
+    with torch.inference_mode():
+        case.split = split_at(model, region, x[:3])
+        case.frontier = case.split.upstream(x)
+        case.lesioned = {k: v.clone() for k, v in case.frontier.items()}
+        case.targets = model(x).argmax(1)
+    case.n_lesion = int(case.frontier[case.split.region_key].shape[1])
+    lesions = single_unit_lesions(case.n_lesion)
+    result = lesion_predictions(model, x, region, lesions)
+    case.shortcut = result.shortcut
+    obvious_predictions(model, x, region, lesions[:1])
+    lesion_predictions(model, x, region, lesions, shortcut=False)
+    for batch in LIMIT_BATCHES:
+        run_limit(case, batch)
+    if case.vgg_size is not None:
+        folder = scratch / case.label.split()[0] / region
+        folder.mkdir(parents=True)
+        case.protocol = write_protocol(case, folder)
+        case._fast = result.predictions  # type: ignore[attr-defined]
+        run_protocol(case, folder)
+    if captum:
+        times = {ppe: timed(lambda: run_captum(case, min(case.n, captum_stimuli), min(case.n, 64), ppe)) for ppe in (1, 4, 16)}
+        case.ppe = min(times, key=times.__getitem__)
+
+
+def measure_round(cases: list[Case], captum: bool, captum_stimuli: int) -> None:
     for case in cases:
         k = case.inner
+        lesions = single_unit_lesions(case.n_lesion)
 
         def per_call(fn: Callable[[], Any]) -> float:
             return timed(lambda: [fn() for _ in range(k)]) / k
 
-        obvious_s = per_call(lambda: setattr(case, "_obvious", run_obvious(case)))
-        fast_s = per_call(lambda: setattr(case, "_fast", run_fast(case)))
-        agree = torch.equal(case._fast[case.obvious_subset], case._obvious)  # type: ignore[attr-defined]
-        case.agree = agree if case.agree is None else (case.agree and agree)
-        case.samples["obvious"].append(obvious_s * case.n_lesion / len(case.obvious_subset))
-        case.samples["fast"].append(fast_s)
-        case.samples["exact"].append(per_call(lambda: setattr(case, "_exact", run_fast(case, shortcut=False))))
-        agree = torch.equal(case._exact[case.obvious_subset], case._obvious)  # type: ignore[attr-defined]
-        case.exact_agrees = agree if case.exact_agrees is None else (case.exact_agrees and agree)
-        case.samples["down"].append(per_call(lambda: run_fast(case, downstream=case.downstream)))
-        case.samples["limit"].append(per_call(lambda: run_limit(case)))
-        case.samples["upstream"].append(per_call(lambda: run_upstream(case)))
-        case.samples["captum"].append(per_call(lambda: run_captum(case, case.captum_stimuli, case.ppe)) * case.n / case.captum_stimuli)
+        def fast() -> None:
+            case._result = lesion_predictions(case.model, case.x, case.region, lesions)  # type: ignore[attr-defined]
+
+        s = case.samples
+        s["obvious"].append(per_call(lambda: setattr(case, "_obvious", obvious_predictions(
+            case.model, case.x, case.region, [lesions[i] for i in case.obvious_subset]))) * case.n_lesion / len(case.obvious_subset))
+        s["fast"].append(per_call(fast))
+        result = case._result  # type: ignore[attr-defined]
+        case._fast = result.predictions  # type: ignore[attr-defined]
+        case.plan = f"{result.pack_size} x {result.stimulus_chunk}, up {result.upstream_batch}"
+        case.agree &= bool(torch.equal(result.predictions[case.obvious_subset], case._obvious))  # type: ignore[attr-defined]
+        if case.protocol is not None:
+            sweep_s, stage_s = run_protocol(case, case.protocol.parent)
+            s["protocol"].append(sweep_s)
+            s["stage"].append(stage_s)
+        s["exact"].append(per_call(lambda: setattr(case, "_exact", lesion_predictions(case.model, case.x, case.region, lesions, shortcut=False))))
+        case.agree &= bool(torch.equal(case._exact.predictions[case.obvious_subset], case._obvious))  # type: ignore[attr-defined]
+        s["down"].append(per_call(lambda: lesion_predictions(case.model, case.x, case.region, lesions, downstream=case.downstream)))
+        s["logits"].append(per_call(lambda: lesion_predictions(case.model, case.x, case.region, lesions, return_logits=True)))
+        for batch in LIMIT_BATCHES:
+            s[f"limit {batch}"].append(per_call(lambda: run_limit(case, batch)))
+        with torch.inference_mode():
+            s["upstream"].append(per_call(lambda: case.split.upstream(case.x)))
+        if captum:
+            n = min(case.n, captum_stimuli)
+            s["captum"].append(per_call(lambda: run_captum(case, n, min(n, 64), case.ppe)) * case.n / n)
 
 
-def target(value: float, bound: float, above: bool, applies: bool = True) -> str:
-    """``<=1.3 PASS``, ``>=5 MISS``, or ``-`` where the target does not apply."""
-    if not applies:
-        return "-"
-    ok = value >= bound if above else value <= bound
-    return f"{'>=' if above else '<='}{bound:g} {'PASS' if ok else 'MISS'}"
+def verdict(value: float, applies: bool) -> str:
+    return f"<={TARGET:g} {'PASS' if value <= TARGET else 'MISS'}" if applies else "-"
 
 
-def report(cases: list[Case]) -> None:
-    header = (f"{'region':<22}{'lesions':>8}{'pack x chunk':>14}{'obvious s':>11}{'fast s':>9}{'exact s':>9}{'+down s':>9}"
-              f"{'limit s':>9}{'upstream s':>11}{'captum s':>10}{'ppe':>5}  {'fast/limit':>10} {'target':<11}{'exact/limit':>12}"
-              f"{'exact/(limit+up)':>17}{'obvious/fast':>14} {'target':<11}{'obvious/exact':>14}{'captum/fast':>12}  {'shortcut':<9}{'same preds':<12}")
+def report(cases: list[Case]) -> bool:
+    med = {c.label: {k: statistics.median(v) if v else float("nan") for k, v in c.samples.items()} for c in cases}
+    header = (f"{'region':<30}{'lesions':>8}{'limit s':>9}{'fast s':>9}{'protocol s':>11}{'stage s':>9}{'exact s':>9}{'+down s':>9}{'+logits s':>10}"
+              f"{'obvious s':>11}{'upstream s':>11}{'captum s':>10}  {'fast/limit':>10} {'target':<11}{'protocol/limit':>15} {'target':<11}"
+              f"{'protocol/fast':>14}{'exact/limit':>12}{'obvious/fast':>13}  {'shortcut':<9}{'same preds':<10}")
     print(header)
     print("-" * len(header))
+    ok = True
     for c in cases:
-        med = {k: statistics.median(v) if v else float("nan") for k, v in c.samples.items()}
-        ratio, speedup = med["fast"] / med["limit"], med["obvious"] / med["fast"]
-        same = f"{'yes' if c.agree else 'NO'}/{'yes' if c.exact_agrees else 'NO'} ({len(c.obvious_subset)})"
-        print(f"{c.label:<22}{c.n_lesion:>8}{f'{c.pack} x {c.chunk}':>14}{med['obvious']:>11.4f}{med['fast']:>9.4f}{med['exact']:>9.4f}"
-              f"{med['down']:>9.4f}{med['limit']:>9.4f}{med['upstream']:>11.4f}{med['captum']:>10.4f}{c.ppe:>5}  {ratio:>10.2f} "
-              f"{target(ratio, TARGET_LIMIT, False):<11}{med['exact'] / med['limit']:>12.2f}"
-              f"{med['exact'] / (med['limit'] + med['upstream']):>17.2f}{speedup:>14.1f} {target(speedup, TARGET_SPEEDUP, True, c.late):<11}"
-              f"{med['obvious'] / med['exact']:>14.1f}{med['captum'] / med['fast']:>12.1f}  {'yes' if c.shortcut else 'no':<9}{same:<12}")
-    verdicts = [statistics.median(c.samples["fast"]) <= TARGET_LIMIT * statistics.median(c.samples["limit"]) for c in cases]
-    verdicts += [statistics.median(c.samples["obvious"]) >= TARGET_SPEEDUP * statistics.median(c.samples["fast"]) for c in cases if c.late]
-    print(f"\n{sum(verdicts)} of {len(verdicts)} speed targets met (fast sweep within {TARGET_LIMIT:g}x of the limit, every region; "
-          f">= {TARGET_SPEEDUP:g}x faster than the obvious loop, late regions)")
-    print("shortcut: whether the fast sweep (the default) updated the first linear layer instead of recomputing it")
-    print("same preds: fast / exact against the obvious loop, on the lesions it ran; pack x chunk: the exact sweep's passes")
-    print("the limit's lesioned inputs give the exact sweep's predictions: "
-          + ", ".join(f"{c.label.split(' (')[0]} {'yes' if c.limit_agrees else 'NO'} ({c.split_kind} split)" for c in cases))
+        m = med[c.label]
+        limit = min(m[f"limit {b}"] for b in LIMIT_BATCHES)
+        vgg = c.vgg_size is not None
+        fast_r, proto_r = m["fast"] / limit, m["protocol"] / limit
+        if vgg:
+            ok &= fast_r <= TARGET and proto_r <= TARGET
+        print(f"{c.label:<30}{c.n_lesion:>8}{limit:>9.4f}{m['fast']:>9.4f}{m['protocol']:>11.4f}{m['stage']:>9.4f}{m['exact']:>9.4f}{m['down']:>9.4f}"
+              f"{m['logits']:>10.4f}{m['obvious']:>11.4f}{m['upstream']:>11.4f}{m['captum']:>10.4f}  {fast_r:>10.2f} {verdict(fast_r, vgg):<11}"
+              f"{proto_r:>15.2f} {verdict(proto_r, vgg):<11}{m['protocol'] / m['fast']:>14.2f}{m['exact'] / limit:>12.2f}"
+              f"{m['obvious'] / m['fast']:>13.1f}  {'yes' if c.shortcut else 'no':<9}{'yes' if c.agree else 'NO':<10}")
+    print("\nthe limit, per batch of the downstream part (s, medians):")
+    for c in cases:
+        m = med[c.label]
+        print(f"  {c.label:<30}" + ", ".join(f"{b}: {m[f'limit {b}']:.4f}" for b in LIMIT_BATCHES))
+    print("plans of the fast sweep (pack x chunk, upstream batch; last round) and of the protocol path:")
+    for c in cases:
+        proto = f"; protocol {getattr(c, 'protocol_how', '')}{', shortcut' if getattr(c, 'protocol_shortcut', False) else ''}"
+        print(f"  {c.label:<30}{c.plan}{', shortcut' if c.shortcut else ''}" + (proto if c.protocol is not None else ""))
     print("+down measures the activity change of: " + "; ".join(f"{c.label.split(' (')[0]} -> {', '.join(c.downstream)}" for c in cases))
-    print("captum perturbations_per_eval tuning (s per batch):")
-    for c in cases:
-        print(f"  {c.label:<22} batch {min(c.captum_batch, c.n):>4}: " + ", ".join(f"ppe {p}: {t:.3f}" for p, t in c.ppe_times.items()))
+    print("protocol: the sweep of the protocol's lesion entry (upstream once, blocks of 64 lesions, progress writes); stage: its "
+          "whole lesion stage (also planning the targets, statistics with n_boot 0, writing the result node)")
+    print("same preds: fast, exact and protocol against the obvious loop on the lesions it ran (fast == protocol everywhere)")
     print("\nsamples (s), in round order (obvious and captum scaled):")
     for c in cases:
         for i, (k, v) in enumerate((k, v) for k, v in c.samples.items() if v):
-            print(f"  {c.label if i == 0 else '':<22} {k:<9} {' '.join(f'{t:.4f}' for t in v)}")
+            print(f"  {c.label if i == 0 else '':<30} {k:<10} {' '.join(f'{t:.4f}' for t in v)}")
+    return ok
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-stimuli", type=int, default=None, help="random VGG inputs (default 512; 64 with --quick)")
+    parser.add_argument("--n-stimuli", type=int, default=None, help="random 3x32x32 VGG inputs (default 512; 64 with --quick)")
     parser.add_argument("--repeats", type=int, default=None, help="measured rounds (default 3; 1 with --quick)")
-    parser.add_argument("--obvious-lesions", type=int, default=None,
-                        help="VGG lesions the obvious loop runs, scaled (default 8; 2 with --quick)")
-    parser.add_argument("--captum-stimuli", type=int, default=None, help="VGG stimuli captum runs, scaled (default 128; 16 with --quick)")
-    parser.add_argument("--captum-batch", type=int, default=None, help="VGG stimuli per captum call (default 64; 16 with --quick)")
+    parser.add_argument("--obvious-lesions", type=int, default=None, help="VGG lesions the obvious loop runs, scaled (default 8)")
+    parser.add_argument("--captum-stimuli", type=int, default=128, help="VGG stimuli captum runs, scaled")
+    parser.add_argument("--no-captum", action="store_true", help="leave captum out (also when it is not installed)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="smoke run: few stimuli, few lesions, one round, no captum tuning")
+    parser.add_argument("--quick", action="store_true", help="smoke run: few stimuli, one round")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     n_stimuli = args.n_stimuli or (64 if args.quick else 512)
+    n_small = 64 if args.quick else 454
     repeats = args.repeats or (1 if args.quick else 3)
     obvious_lesions = args.obvious_lesions or (2 if args.quick else 8)
-    captum_batch = min(n_stimuli, args.captum_batch or (16 if args.quick else 64))
-    captum_stimuli = min(n_stimuli, args.captum_stimuli or (16 if args.quick else 128))
-    mlp_inner = 2 if args.quick else MLP_INNER
+    try:
+        import captum  # noqa: F401
 
-    import captum
+        use_captum = not args.no_captum
+    except ImportError:
+        use_captum = False
 
-    torch.manual_seed(args.seed)
-    vgg = vgg_small(args.seed).eval()
-    noise = torch.from_numpy(np.random.default_rng(args.seed).standard_normal((n_stimuli, 3, 32, 32), dtype=np.float32))
+    rng = np.random.default_rng(args.seed)
+    vgg32, vgg16 = vgg_small(args.seed), vgg_small(args.seed, size=16)
+    x32 = torch.from_numpy(rng.standard_normal((n_stimuli, 3, 32, 32), dtype=np.float32))
+    x16 = torch.from_numpy(rng.standard_normal((n_small, 3, 16, 16), dtype=np.float32))
     mlp = load_zoo_subject("digits-mlp").model.eval()
     digits = torch.from_numpy(np.ascontiguousarray(DigitsSet("digits", "test").images(np.arange(454))))
 
     def spaced(n_lesion: int, k: int) -> list[int]:
         return sorted({int(i) for i in np.linspace(0, n_lesion - 1, min(k, n_lesion)).round()})
 
+    inner = 2 if args.quick else MLP_INNER
     cases = [
-        Case("VGG block2 (middle)", vgg, noise, "block2", False, spaced(64, obvious_lesions), captum_stimuli, captum_batch, VGG_PPE,
-             ["block3", "classifier.fc"]),
-        Case("VGG block3 (late)", vgg, noise, "block3", True, spaced(128, obvious_lesions), captum_stimuli, captum_batch, VGG_PPE,
-             ["classifier.fc", "classifier"]),
-        Case("MLP fc2 (middle)", mlp, digits, "fc2", False, list(range(100)), 454, 454, MLP_PPE, ["fc3", "out"], mlp_inner),
-        Case("MLP fc3 (late)", mlp, digits, "fc3", True, list(range(100)), 454, 454, MLP_PPE, ["out"], mlp_inner),
+        Case("VGG32 block2 (middle)", vgg32, x32, "block2", ["block3", "classifier.fc"], spaced(64, obvious_lesions), 32),
+        Case("VGG32 block3 (late)", vgg32, x32, "block3", ["classifier.fc", "classifier"], spaced(128, obvious_lesions), 32),
+        Case("VGG16 block2.relu1 (user)", vgg16, x16, "block2.relu1", ["block2.conv2", "block3"], spaced(64, obvious_lesions), 16),
+        Case("MLP fc2 (middle)", mlp, digits, "fc2", ["fc3", "out"], list(range(100)), None, inner),
+        Case("MLP fc3 (late)", mlp, digits, "fc3", ["out"], list(range(100)), None, inner),
     ]
-    if args.quick:  # no tuning: the largest value of each
-        for c in cases:
-            c.ppe_candidates = c.ppe_candidates[-1:]
-
-    n_params = sum(p.numel() for p in vgg.parameters())
-    print(f"neurorecord {neurorecord.__version__}, torch {torch.__version__}, captum {captum.__version__}: "
-          f"{torch.get_num_threads()} threads on {os.cpu_count()} CPUs; {repeats} measured rounds, medians")
-    print(f"VGG-style CNN: {n_params:,} parameters, random weights; {n_stimuli:,} random 3x32x32 inputs (seed {args.seed}); "
-          f"obvious loop on {len(cases[0].obvious_subset)} of 64 / {len(cases[1].obvious_subset)} of 128 lesions, "
-          f"captum on {captum_stimuli} stimuli in batches of {captum_batch}, both scaled")
-    print(f"digits MLP: {len(digits)} test digits, every lesion and every stimulus in every approach; "
-          f"each sample is the mean of {mlp_inner} calls")
-    print("single-unit zero lesions of every channel; times are for all lesions over all stimuli\n")
-
-    load_before = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    for case in cases:
-        prepare(case)
-    print(f"preparation (first sweeps, limit inputs, captum tuning): {time.perf_counter() - t0:.1f} s")
-    for _ in range(repeats):
-        measure_round(cases)
-    print()
-    report(cases)
-    print(f"\nload average (1 min): {load_before:.2f} at start, {os.getloadavg()[0]:.2f} at end "
+    print(f"neurorecord {neurorecord.__version__}, torch {torch.__version__}: {torch.get_num_threads()} threads on {os.cpu_count()} CPUs; "
+          f"{repeats} measured rounds, medians; captum {'on' if use_captum else 'off (not installed or --no-captum)'}")
+    print(f"VGG-style CNN, random weights: {n_stimuli} random 3x32x32 inputs; the user's case: {n_small} random 3x16x16 inputs "
+          f"(seed {args.seed}); obvious loop on {obvious_lesions} evenly spaced lesions, scaled")
+    print(f"digits MLP: the 454 test digits; each sample is the mean of {inner} calls")
+    print("single-unit zero lesions of every channel; times are for all lesions over all stimuli")
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="nr-lesion-bench-") as tmp:
+        t0 = time.perf_counter()
+        for case in cases:
+            prepare(case, Path(tmp), use_captum, args.captum_stimuli)
+        print(f"preparation (warm-up of every path, limit inputs, protocol files): {time.perf_counter() - t0:.1f} s\n")
+        loads = []
+        for _ in range(repeats):
+            measure_round(cases, use_captum, args.captum_stimuli)
+            loads.append(os.getloadavg()[0])
+    ok = report(cases)
+    print(f"\n{'every' if ok else 'NOT every'} VGG region within {TARGET:g}x of the limit, through the API and through the protocol")
+    print(f"load average (1 min): {load_before[0]:.2f} at start, after each round {', '.join(f'{v:.2f}' for v in loads)} "
           f"(this benchmark keeps about {torch.get_num_threads()} busy; more means other processes shared the CPUs)")
 
 

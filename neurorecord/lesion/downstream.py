@@ -1,4 +1,7 @@
-"""How a lesion changes the activity of the regions downstream of the lesioned one.
+"""Which regions lie downstream of a lesioned one, and how a lesion changes their activity.
+
+:func:`downstream_regions` finds them from the network's autograd graph; :func:`check_downstream`
+refuses a name that is not one of them, saying why.
 
 A lesion of region ``R`` changes what every region fed by ``R`` does. For each lesion ``l``
 and each downstream region ``D`` (a module whose output depends on ``R``'s output), with
@@ -46,9 +49,9 @@ import torch
 from torch import nn
 
 from ..errors import RegionError, did_you_mean
-from .split import _downstream_status
+from .split import _check_output, _check_region, _module
 
-__all__ = ["DownstreamActivity", "check_downstream"]
+__all__ = ["DownstreamActivity", "check_downstream", "downstream_regions"]
 
 #: names listed in full in an error message; longer lists are cut there
 _SHOWN = 40
@@ -174,7 +177,7 @@ def check_downstream(model: nn.Module, region: str, names: Sequence[str], exampl
     Parameters
     ----------
     model, region, example
-        As in :func:`~neurorecord.lesion.split.downstream_regions`.
+        As in :func:`downstream_regions`.
     names
         The downstream regions asked for.
     where
@@ -217,6 +220,100 @@ def check_downstream(model: nn.Module, region: str, names: Sequence[str], exampl
         else:
             why = f"{name!r} is not downstream of region {region!r} (its output does not depend on the output of {region!r})"
         raise RegionError(f"{where}[{j}]: {why}; modules downstream of {region!r}: {shown}", loc=None if loc is None else (*loc, j))
+
+
+# ---------------------------------------------------------------- which modules are downstream
+
+
+def downstream_regions(model: nn.Module, region: str, example: torch.Tensor) -> list[str]:
+    """The modules downstream of ``region``: those whose output depends on the region's output.
+
+    Found from the autograd graph of one forward pass of ``example`` in eval mode (with
+    gradients, on a copy of the stimuli; the model is left in the train/eval mode it had, with no
+    hook): a module is downstream when its output's graph reaches the region's output. The
+    region itself, its ancestors (which contain it) and modules whose output is not a tensor are
+    left out. A model that detaches values inside its forward hides the dependencies that run
+    through them.
+
+    Parameters
+    ----------
+    model
+        The subject's module.
+    region
+        A name from ``model.named_modules()``.
+    example
+        One or a few stimuli (stimulus, ...).
+
+    Returns
+    -------
+    list[str]
+        Module names, in ``model.named_modules()`` order.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from neurorecord.subjects import digits_mlp
+    >>> downstream_regions(digits_mlp(), "fc2", torch.zeros(1, 1, 8, 8))
+    ['fc3', 'fc3.linear', 'fc3.relu', 'out']
+    """
+    status = _downstream_status(model, region, example)
+    return [name for name, (depends, output) in status.items() if depends and output == "Tensor"]
+
+
+def _downstream_status(model: nn.Module, region: str, example: torch.Tensor) -> dict[str, tuple[bool, str]]:
+    """For every module called in a forward pass of ``example`` (but ``region`` and its
+    ancestors): (whether its output depends on the region's output, the output's type name)."""
+    _check_region(model, region)
+    target = _module(model, region)
+    leaves: list[torch.Tensor] = []
+    graphs: dict[str, tuple[list[Any], str]] = {}
+
+    def region_hook(module: nn.Module, inputs: Any, output: Any) -> torch.Tensor:
+        leaf = _check_output(region, output).detach().requires_grad_(True)
+        leaves.append(leaf)
+        return leaf.clone()  # not the leaf itself: a later in-place operation must not write into it
+
+    def record(name: str, module: nn.Module, inputs: Any, output: Any) -> None:
+        found = graphs.setdefault(name, ([], type(output).__name__))[0]
+        values = output if isinstance(output, (tuple, list)) else (output,)
+        found.extend(v.grad_fn for v in values if isinstance(v, torch.Tensor))
+
+    candidates = [(n, m) for n, m in model.named_modules() if n and m is not target and not region.startswith(n + ".")]
+    modes = [(m, m.training) for m in model.modules()]
+    handles = [target.register_forward_hook(region_hook)]
+    handles += [m.register_forward_hook(partial(record, n)) for n, m in candidates]
+    try:
+        model.eval()
+        with torch.inference_mode(False), torch.enable_grad():
+            model(example.clone())
+    finally:
+        for handle in handles:
+            handle.remove()
+        for m, training in modes:
+            m.training = training
+    reached: dict[int, bool] = {}
+    targets = {id(leaf) for leaf in leaves}
+
+    def depends(node: Any) -> bool:
+        # iterative depth-first search with memo: does the graph below ``node`` reach a leaf?
+        stack = [(node, False)]
+        while stack:
+            current, expanded = stack.pop()
+            if current is None or id(current) in reached:
+                continue
+            children = [c for c, _ in current.next_functions if c is not None]
+            if expanded:
+                variable = getattr(current, "variable", None)
+                reached[id(current)] = (variable is not None and id(variable) in targets) or any(reached.get(id(c), False) for c in children)
+            else:
+                stack.append((current, True))
+                stack.extend((c, False) for c in children if id(c) not in reached)
+        return node is not None and reached[id(node)]
+
+    return {n: (any(depends(g) for g in graphs[n][0]), graphs[n][1]) for n, _ in candidates if n in graphs}
+
+
+# ---------------------------------------------------------------- activity, pass by pass
 
 
 class _Meter:

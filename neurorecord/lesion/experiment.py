@@ -3,10 +3,14 @@
 Each ``lesions:`` entry becomes a sweep of lesions (every unit alone, listed units, a group, a
 population from ``analyses:``, a random fraction, the whole region) plus, for group targets,
 ``controls`` matched random lesions of as many units of the same region. Predictions come from
-the fast sweep (:func:`~neurorecord.lesion.sweep.lesion_predictions`) in fixed blocks of
-:data:`BLOCK` lesions; each finished block is written to the store and counted in the run state,
-so an interrupted sweep resumes at the first unfinished block and loses no finished lesion.
-The statistics (:func:`~neurorecord.lesion.stats.lesion_effects`, exact McNemar tests, bootstrap
+the fast sweep (:func:`~neurorecord.lesion.sweep.prepared_sweep`: the upstream part once per
+entry) in fixed blocks of :data:`BLOCK` lesions; each finished block is written to the store and
+counted in the run state, so an interrupted sweep resumes at the first unfinished block and loses
+no finished lesion. The first block measures the pass sizes; the later blocks, and a resumed run,
+reuse them (kept in the progress group's attributes), so a resumed sweep computes what an
+uninterrupted one does. The stored node's attributes say which path ran (``shortcut``,
+``shortcut_reason``, ``split_kind``, ``pack_size``, ``stimulus_chunk``, ``upstream_batch``).
+The statistics (:func:`~neurorecord.analysis.lesion_stats.lesion_effects`, exact McNemar tests, bootstrap
 intervals, FDR over the sweep, control percentiles) are computed when the sweep is complete and
 written to ``lesions/<name>``, with, for an entry's ``downstream:`` regions, the change of their
 activity under each lesion (:mod:`~neurorecord.lesion.downstream`), measured in the same passes.
@@ -30,8 +34,9 @@ from ..protocol.schema import EachUnits, FractionUnits, LesionSpec, PopulationUn
 from ..record.regions import RegionTap
 from ..stimuli.base import StimulusSet
 from .downstream import DownstreamActivity, check_downstream
-from .stats import control_null, cross_entropy_loss, draw_controls, lesion_effects
-from .sweep import Lesion, device_of, lesion_predictions, unit_means
+from ..analysis.lesion_stats import control_null, cross_entropy_loss, draw_controls, lesion_effects
+from .specs import Lesion
+from .sweep import LesionResult, PreparedSweep, device_of, prepared_sweep, unit_means
 
 __all__ = ["BLOCK", "LESIONS_NODE", "LesionTargets", "check_lesion_downstream", "plan_lesions", "run_lesion_sweeps"]
 
@@ -87,12 +92,8 @@ def plan_lesions(spec: LesionSpec, index: int, protocol: Protocol, model: torch.
     ``downstream:`` regions."""
     probe = x[:2].to(device_of(model))
     check_lesion_downstream(spec, index, model, probe)
-    tap = RegionTap(model, [spec.region, *spec.downstream])
-    try:
-        with torch.inference_mode():
-            outputs = tap(probe)
-    finally:
-        tap.close()
+    with RegionTap(model, [spec.region, *spec.downstream]) as tap, torch.inference_mode():
+        outputs = tap(probe)
     n = int(outputs[spec.region].shape[1])
     region = spec.region
     units = spec.units
@@ -152,7 +153,7 @@ def run_lesion_sweeps(protocol: Protocol, model: torch.nn.Module, sets: list[Sti
         stim = _set(sets, spec.evaluate)
         params = stim.parameters()  # its `label` and the unit indices were checked before recording
         labels = np.asarray(params["label"]).astype(np.int64)
-        x = torch.from_numpy(stim.images(np.arange(len(stim))))
+        x = torch.from_numpy(np.array(stim.images(np.arange(len(stim)))))  # a writable copy: a set may be memory-mapped
         try:
             targets = plan_lesions(spec, index, protocol, model, x, store)
         except NeurorecordError as exc:
@@ -162,7 +163,7 @@ def run_lesion_sweeps(protocol: Protocol, model: torch.nn.Module, sets: list[Sti
         means = None
         if spec.method == "mean":
             reference = _set(sets, spec.reference or spec.evaluate)
-            means = unit_means(model, torch.from_numpy(reference.images(np.arange(len(reference)))), spec.region, device=device)
+            means = unit_means(model, torch.from_numpy(np.array(reference.images(np.arange(len(reference))))), spec.region, device=device)
         lesions = [Lesion(u, spec.method, value=spec.value, std=spec.std) for u in targets.units]
         n_lesions, n_stim = len(lesions), len(labels)
         node = f"{LESIONS_NODE}/{spec.name}/progress"
@@ -181,28 +182,33 @@ def run_lesion_sweeps(protocol: Protocol, model: torch.nn.Module, sets: list[Sti
         arrays = zarr.open_group(store, mode="r+")[node]
         bar = tqdm(total=n_lesions, initial=done[spec.name], unit="lesion", desc=f"lesions {spec.name}",
                    disable=quiet, file=sys.stderr, dynamic_ncols=True)
-        intact = None
         try:
-            for start in range(done[spec.name], n_lesions, BLOCK):
-                stop = min(n_lesions, start + BLOCK)
-                seed = int(np.random.SeedSequence([protocol.seed, index, start // BLOCK]).generate_state(1)[0] % 2**31)
-                result = lesion_predictions(model, x, spec.region, lesions[start:stop], means=means, seed=seed, device=device,
-                                            return_logits=True, downstream=spec.downstream or None, shortcut=spec.shortcut)
-                arrays["correct"][start:stop] = (result.predictions.numpy() == labels[None, :])
-                arrays["loss"][start:stop] = cross_entropy_loss(result.logits.numpy(), labels).values
-                if result.downstream is not None:
-                    arrays["sq_change"][start:stop] = result.downstream.sq_change
-                    arrays["unit_change"][start:stop] = result.downstream.unit_change
-                    arrays["unit_abs_change"][start:stop] = result.downstream.unit_abs_change
-                intact = result
-                done[spec.name] = stop
-                save_progress()
-                bar.update(stop - start)
+            # the upstream part runs once per entry; every block reuses its frontier. The first
+            # block measures the batch and pass sizes; the later blocks and a resumed run reuse them
+            measured = dict(arrays.attrs.get("how", {}))
+            with prepared_sweep(model, x, spec.region, means=means, device=device, downstream=spec.downstream or None,
+                                shortcut=spec.shortcut, batch_size=measured.get("upstream_batch")) as sweep:
+                intact = None
+                for start in range(done[spec.name], n_lesions, BLOCK):
+                    stop = min(n_lesions, start + BLOCK)
+                    seed = int(np.random.SeedSequence([protocol.seed, index, start // BLOCK]).generate_state(1)[0] % 2**31)
+                    how = dict(arrays.attrs.get("how", {}))
+                    result = _run_block(sweep, lesions[start:stop], seed, how.get("pack_size"), how.get("stimulus_chunk"))
+                    arrays["correct"][start:stop] = (result.predictions.numpy() == labels[None, :])
+                    arrays["loss"][start:stop] = cross_entropy_loss(result.logits.numpy(), labels).values
+                    if result.downstream is not None:
+                        arrays["sq_change"][start:stop] = result.downstream.sq_change
+                        arrays["unit_change"][start:stop] = result.downstream.unit_change
+                        arrays["unit_abs_change"][start:stop] = result.downstream.unit_abs_change
+                    arrays.attrs["how"] = _how(result, how)
+                    intact = result
+                    done[spec.name] = stop
+                    save_progress()
+                    bar.update(stop - start)
+                if intact is None:  # every block was done before an interruption: the intact pass only
+                    intact = sweep.run(lesions[:1], seed=0, return_logits=True)
         finally:
             bar.close()
-        if intact is None:  # every block was done before an interruption: recompute the intact pass only
-            intact = lesion_predictions(model, x, spec.region, lesions[:1], means=means, seed=0, device=device, return_logits=True,
-                                        downstream=spec.downstream or None)
         correct_intact = intact.intact_predictions.numpy() == labels
         loss_intact = float(cross_entropy_loss(intact.intact_logits.numpy(), labels))
         effects = _effects(spec, targets, np.asarray(arrays["correct"][:]), correct_intact, labels,
@@ -213,9 +219,32 @@ def run_lesion_sweeps(protocol: Protocol, model: torch.nn.Module, sets: list[Sti
                 np.asarray(arrays["sq_change"][:]), intact.downstream.sq_intact, np.asarray(arrays["unit_change"][:]),
                 np.asarray(arrays["unit_abs_change"][:]), intact.downstream.unit_activity_intact)
             effects = effects.merge(activity.to_dataset(targets.names), join="exact")
+        effects.attrs.update(_how_attrs(dict(arrays.attrs.get("how", {}))))
         _save(store, spec.name, effects)
         done[spec.name] = -1
         save_progress()
+
+
+def _run_block(sweep: PreparedSweep, lesions: list[Lesion], seed: int, pack_size: int | None,
+               stimulus_chunk: int | None) -> LesionResult:
+    """One resumable block of an entry's sweep (with logits, for the loss)."""
+    return sweep.run(lesions, seed=seed, return_logits=True, pack_size=pack_size, stimulus_chunk=stimulus_chunk)
+
+
+def _how(result: LesionResult, before: dict) -> dict:
+    """How the blocks so far ran: the first block's pass sizes, and whether every block used the
+    shortcut (with the first reason one did not)."""
+    ran = before.get("shortcut", True) and result.shortcut
+    return {"split_kind": result.split_kind, "pack_size": before.get("pack_size", result.pack_size),
+            "stimulus_chunk": before.get("stimulus_chunk", result.stimulus_chunk), "upstream_batch": result.upstream_batch,
+            "shortcut": bool(ran), "shortcut_reason": before.get("shortcut_reason") or result.shortcut_reason}
+
+
+def _how_attrs(how: dict) -> dict:
+    """The stored node's attributes that say which path ran."""
+    return {"split_kind": how.get("split_kind", ""), "shortcut": bool(how.get("shortcut", False)),
+            "shortcut_reason": how.get("shortcut_reason", ""), "pack_size": int(how.get("pack_size", 0)),
+            "stimulus_chunk": int(how.get("stimulus_chunk", 0)), "upstream_batch": int(how.get("upstream_batch", 0))}
 
 
 def _effects(spec: LesionSpec, targets: LesionTargets, correct: np.ndarray, correct_intact: np.ndarray,

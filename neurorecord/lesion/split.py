@@ -27,29 +27,24 @@ many lesions at once on a packed batch of ``n_copies x stimuli`` rows.
 
 from __future__ import annotations
 
-import itertools
 import warnings
-import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import torch
-from torch import fx, nn
+from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..errors import RegionError
 
-__all__ = ["Split", "split_at", "downstream_regions", "UnsplittableModelWarning", "Edit"]
+__all__ = ["Edit", "Split", "UnsplittableModelWarning", "evaluating", "memory_format", "split_at"]
 
 #: ``edit(region_output) -> lesioned output``: takes the region's output for ``S`` stimuli (or, in a
 #: ``"full"`` split, ``n_copies * S`` rows) and returns ``n_copies * S`` rows, lesion-major.
 Edit = Callable[[torch.Tensor], torch.Tensor]
-
-KINDS = ("sequential", "fx", "full")
-
 
 class UnsplittableModelWarning(UserWarning):
     """The model cannot be cut at the region: lesions rerun the full network."""
@@ -96,10 +91,6 @@ class Split:
     #: bytes the upstream part allocated per example stimulus in that pass (every tensor a torch
     #: function returned, views excluded: an upper bound); 0 without it
     upstream_bytes: float = 0.0
-    #: measurements that hold as long as the model is unchanged (the sweep keeps the frontier's
-    #: layout and its bytes per downstream row here); shared by every split of the same model, region and stimulus shape
-    #: that :func:`split_at` returns while the model's structure stays the same (see its ``example``)
-    measured: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def upstream(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Compute the frontier for stimuli ``x`` (stimulus, ...): ``{key: (stimulus, ...)}``."""
@@ -194,8 +185,10 @@ def split_at(model: nn.Module, region: str, example: torch.Tensor | None = None,
     """Cut ``model`` at ``region`` into an upstream and a downstream part.
 
     Tries an ``nn.Sequential`` split, then a ``torch.fx`` split, and falls back to rerunning the
-    full network (warning once with :class:`UnsplittableModelWarning`). Nothing is changed on the
-    model; the caller sets eval mode and ``torch.inference_mode`` as it needs.
+    full network (warning once with :class:`UnsplittableModelWarning`). The checks run the model
+    in eval mode under ``torch.inference_mode``; the model is left with the hooks, train/eval
+    modes and parameter values it had, also when this raises. The returned split runs the
+    model's own modules, in whatever mode the caller puts them.
 
     Parameters
     ----------
@@ -209,12 +202,7 @@ def split_at(model: nn.Module, region: str, example: torch.Tensor | None = None,
         and every split is checked: ``downstream(upstream(example))`` must equal
         ``model(example)`` exactly on the CPU, or the full fallback is used (that pass also
         keeps the example's frontier and measures the upstream part's bytes:
-        ``example_frontier``, ``upstream_bytes``). The outcome of that check is remembered for
-        the model (without keeping it alive) while its modules (and their train/eval flags),
-        their parameters and buffers (identity, shape, dtype, device; their values do not
-        matter), its forward hooks and forward methods are the same: a later call with stimuli of the same shape, dtype and device builds the split
-        that passed (or falls back to ``"full"``) without checking again, and its
-        ``example_frontier`` is then ``None``. Without an example, the fx split assumes the
+        ``example_frontier``, ``upstream_bytes``). Without an example, the fx split assumes the
         shared values are per-stimulus tensors and is not checked.
     keep
         Names of modules downstream of ``region`` that must stay whole modules in the downstream
@@ -244,190 +232,49 @@ def split_at(model: nn.Module, region: str, example: torch.Tensor | None = None,
     True
     """
     _check_region(model, region)
-    return _split(model, region, example, keep)
+    with evaluating(model):
+        return _split(model, region, example, keep)
 
 
 def _split(model: nn.Module, region: str, example: torch.Tensor | None, keep: Sequence[str]) -> Split:
     """:func:`split_at` for a region already checked."""
-    builders = {"sequential": _sequential_split, "fx": partial(_fx_split, keep=tuple(keep))}
-    key = None if example is None else (id(model), region, tuple(keep), tuple(example.shape[1:]), example.dtype, example.device)
-    known = _VERIFIED.get(model, key)
-    if known is None:
-        reasons: list[str] = []
-        for kind, build in builders.items():
-            try:
-                split = build(model, region, example)
-                if example is not None:
-                    _verify(split, model, example)
-                    _VERIFIED.put(model, key, _Verified(kind, None, split.upstream_bytes, split.measured))
-                return split
-            except _CannotSplit as exc:
-                reasons.append(str(exc))
-        known = _Verified("full", "; ".join(r for r in reasons if r), 0.0, {})
-        if key is not None:
-            _VERIFIED.put(model, key, known)
-    elif known.kind != "full":  # checked before, for this model as it is now
-        split = builders[known.kind](model, region, example)
-        split.upstream_bytes, split.measured = known.upstream_bytes, known.measured
-        return split
+    from .fx import fx_split  # the fx cut builds a Split: it imports this module
+
+    reasons: list[str] = []
+    for build in (_sequential_split, partial(fx_split, keep=tuple(keep))):
+        try:
+            split = build(model, region, example)
+            if example is not None:
+                _verify(split, model, example)
+            return split
+        except _CannotSplit as exc:
+            reasons.append(str(exc))
+    reason = "; ".join(r for r in reasons if r)
     warnings.warn(
-        f"lesion: the model ({type(model).__name__}) cannot be split at region {region!r} ({known.reason}); "
+        f"lesion: the model ({type(model).__name__}) cannot be split at region {region!r} ({reason}); "
         "lesions will rerun the full network for every lesion",
         UnsplittableModelWarning,
         stacklevel=3,
     )
-    return Split("full", region, None, reason=known.reason, model=model, measured=known.measured)
-
-
-def downstream_regions(model: nn.Module, region: str, example: torch.Tensor) -> list[str]:
-    """The modules downstream of ``region``: those whose output depends on the region's output.
-
-    Found from the autograd graph of one forward pass of ``example`` in eval mode (with
-    gradients, on a copy of the stimuli; the model is left in the train/eval mode it had, with no
-    hook): a module is downstream when its output's graph reaches the region's output. The
-    region itself, its ancestors (which contain it) and modules whose output is not a tensor are
-    left out. A model that detaches values inside its forward hides the dependencies that run
-    through them.
-
-    Parameters
-    ----------
-    model
-        The subject's module.
-    region
-        A name from ``model.named_modules()``.
-    example
-        One or a few stimuli (stimulus, ...).
-
-    Returns
-    -------
-    list[str]
-        Module names, in ``model.named_modules()`` order.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from neurorecord.subjects import digits_mlp
-    >>> downstream_regions(digits_mlp(), "fc2", torch.zeros(1, 1, 8, 8))
-    ['fc3', 'fc3.linear', 'fc3.relu', 'out']
-    """
-    status = _downstream_status(model, region, example)
-    return [name for name, (depends, output) in status.items() if depends and output == "Tensor"]
-
-
-def _downstream_status(model: nn.Module, region: str, example: torch.Tensor) -> dict[str, tuple[bool, str]]:
-    """For every module called in a forward pass of ``example`` (but ``region`` and its
-    ancestors): (whether its output depends on the region's output, the output's type name)."""
-    _check_region(model, region)
-    target = _module(model, region)
-    leaves: list[torch.Tensor] = []
-    graphs: dict[str, tuple[list[Any], str]] = {}
-
-    def region_hook(module: nn.Module, inputs: Any, output: Any) -> torch.Tensor:
-        leaf = _check_output(region, output).detach().requires_grad_(True)
-        leaves.append(leaf)
-        return leaf.clone()  # not the leaf itself: a later in-place operation must not write into it
-
-    def record(name: str, module: nn.Module, inputs: Any, output: Any) -> None:
-        found = graphs.setdefault(name, ([], type(output).__name__))[0]
-        values = output if isinstance(output, (tuple, list)) else (output,)
-        found.extend(v.grad_fn for v in values if isinstance(v, torch.Tensor))
-
-    candidates = [(n, m) for n, m in model.named_modules() if n and m is not target and not region.startswith(n + ".")]
-    modes = [(m, m.training) for m in model.modules()]
-    handles = [target.register_forward_hook(region_hook)]
-    handles += [m.register_forward_hook(partial(record, n)) for n, m in candidates]
-    try:
-        model.eval()
-        with torch.inference_mode(False), torch.enable_grad():
-            model(example.clone())
-    finally:
-        for handle in handles:
-            handle.remove()
-        for m, training in modes:
-            m.training = training
-    reached: dict[int, bool] = {}
-    targets = {id(leaf) for leaf in leaves}
-
-    def depends(node: Any) -> bool:
-        # iterative depth-first search with memo: does the graph below ``node`` reach a leaf?
-        stack = [(node, False)]
-        while stack:
-            current, expanded = stack.pop()
-            if current is None or id(current) in reached:
-                continue
-            children = [c for c, _ in current.next_functions if c is not None]
-            if expanded:
-                variable = getattr(current, "variable", None)
-                reached[id(current)] = (variable is not None and id(variable) in targets) or any(reached.get(id(c), False) for c in children)
-            else:
-                stack.append((current, True))
-                stack.extend((c, False) for c in children if id(c) not in reached)
-        return node is not None and reached[id(node)]
-
-    return {n: (any(depends(g) for g in graphs[n][0]), graphs[n][1]) for n, _ in candidates if n in graphs}
-
-
-# ---------------------------------------------------------------- verified splits
-
-
-@dataclass
-class _Verified:
-    """What checking a split found for one model state, region and stimulus shape."""
-
-    kind: str
-    reason: str | None
-    upstream_bytes: float
-    measured: dict[Any, Any]
-
-
-class _VerifiedSplits:
-    """The last ``size`` checks of :func:`split_at`, each valid while its model is unchanged.
-
-    An entry holds a weak reference to its model (so it keeps no model alive) and a fingerprint
-    of the model's state; a lookup whose model is gone or whose fingerprint differs misses.
-    """
-
-    def __init__(self, size: int = 64) -> None:
-        self.size = size
-        self.entries: OrderedDict[Any, tuple[weakref.ref[nn.Module], tuple[Any, ...], _Verified]] = OrderedDict()
-
-    def get(self, model: nn.Module, key: Any) -> _Verified | None:
-        entry = self.entries.get(key) if key is not None else None
-        if entry is None:
-            return None
-        ref, fingerprint, verified = entry
-        if ref() is not model or fingerprint != _fingerprint(model):
-            del self.entries[key]
-            return None
-        self.entries.move_to_end(key)
-        return verified
-
-    def put(self, model: nn.Module, key: Any, verified: _Verified) -> None:
-        self.entries[key] = (weakref.ref(model), _fingerprint(model), verified)
-        self.entries.move_to_end(key)
-        while len(self.entries) > self.size:
-            self.entries.popitem(last=False)
-
-
-def _fingerprint(model: nn.Module) -> tuple[Any, ...]:
-    """What decides where and whether a network can be cut: every module (identity, type,
-    train/eval flag, forward hooks, a forward set on the instance), every parameter and buffer
-    (identity, shape, dtype, device: not their values, which change what the network computes
-    but not how its parts connect) and the global forward hooks."""
-    from torch.nn.modules import module as torch_module
-
-    modules, tensors = [], []
-    for m in every_module(model):
-        modules.append((id(m), type(m), m.training, tuple(m._forward_hooks), tuple(m._forward_pre_hooks), id(m.__dict__.get("forward"))))
-        tensors.extend((id(t), t.shape, t.dtype, t.device) for t in itertools.chain(m._parameters.values(), m._buffers.values()) if t is not None)
-    hooks = (tuple(torch_module._global_forward_hooks), tuple(torch_module._global_forward_pre_hooks))
-    return tuple(modules), tuple(tensors), hooks
-
-
-_VERIFIED = _VerifiedSplits()
+    return Split("full", region, None, reason=reason, model=model)
 
 
 # ---------------------------------------------------------------- helpers
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """Eval mode and ``torch.inference_mode`` inside the block; every module's train/eval flag
+    as it was after it, also when the block raises (no gradient, no batch-norm update)."""
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        if any(training for _, training in modes):
+            model.eval()
+        with torch.inference_mode():
+            yield
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def _check_region(model: nn.Module, region: str) -> None:
@@ -483,20 +330,7 @@ def _check_logits(output: Any) -> torch.Tensor:
 
 def _count_uses(model: nn.Module, region: str) -> int:
     target = _module(model, region)
-    return sum(1 for m in every_module(model) if m is target)
-
-
-def every_module(model: nn.Module) -> list[nn.Module]:
-    """Every module of ``model``, itself first, depth first, once per path that reaches it (as
-    ``named_modules(remove_duplicate=False)``, without the names; several times faster, which
-    counts in calls that take a millisecond)."""
-    out: list[nn.Module] = []
-    stack = [model]
-    while stack:
-        m = stack.pop()
-        out.append(m)
-        stack.extend(reversed([c for c in m._modules.values() if c is not None]))
-    return out
+    return sum(1 for _, m in model.named_modules(remove_duplicate=False) if m is target)
 
 
 def _verify(split: Split, model: nn.Module, example: torch.Tensor) -> None:
@@ -598,150 +432,3 @@ def _sequential_split(model: nn.Module, region: str, example: torch.Tensor | Non
 
     return Split("sequential", region, region, model=model, _up=up, _down=down,
                  downstream_modules=[leaf for c in after for leaf in _flatten_chain(c)])
-
-
-# ---------------------------------------------------------------- torch.fx
-
-
-class _RegionTracer(fx.Tracer):
-    """Keeps the region (and the modules in ``keep``) as one ``call_module`` node each, and traces
-    into the region's ancestors."""
-
-    def __init__(self, region: str, region_module: nn.Module, keep: tuple[nn.Module, ...] = ()) -> None:
-        super().__init__()
-        self.region = region
-        self.region_module = region_module
-        self.keep = keep
-
-    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if m is self.region_module or any(m is k for k in self.keep):
-            return True
-        if self.region.startswith(module_qualified_name + ".") or any(sub is self.region_module for sub in m.modules()):
-            return False
-        return super().is_leaf_module(m, module_qualified_name)
-
-
-class _Recorder(fx.Interpreter):
-    """Runs a graph and keeps every node's value."""
-
-    def __init__(self, gm: fx.GraphModule) -> None:
-        super().__init__(gm, garbage_collect_values=False)
-        self.values: dict[fx.Node, Any] = {}
-
-    def run_node(self, n: fx.Node) -> Any:
-        out = super().run_node(n)
-        self.values[n] = out
-        return out
-
-
-def _fx_split(model: nn.Module, region: str, example: torch.Tensor | None, keep: tuple[str, ...] = ()) -> Split:
-    region_module = _module(model, region)
-    tracer = _RegionTracer(region, region_module, tuple(_module(model, k) for k in keep))
-    try:
-        graph = tracer.trace(model)
-    except Exception as exc:  # noqa: BLE001 - tracing fails in many ways (data-dependent control flow, ...)
-        raise _CannotSplit(f"torch.fx cannot trace it: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
-    gm = fx.GraphModule(model, graph)
-    nodes = list(graph.nodes)
-    region_nodes = [n for n in nodes if n.op == "call_module" and _safe_get(model, n.target) is region_module]
-    if len(region_nodes) != 1:
-        if not region_nodes:
-            raise RegionError(f"lesion.region: region {region!r} is never called during the forward pass")
-        raise _CannotSplit(f"region {region!r} is called {len(region_nodes)} times in the forward pass")
-    rnode = region_nodes[0]
-
-    on_input: set[fx.Node] = set()  # nodes whose value depends on the stimuli
-    after: set[fx.Node] = set()  # nodes whose value depends on the region's output
-    for n in nodes:
-        ins = n.all_input_nodes
-        if n.op == "placeholder" or any(i in on_input for i in ins):
-            on_input.add(n)
-        if any(i is rnode or i in after for i in ins):
-            after.add(n)
-    output = next(n for n in nodes if n.op == "output")
-    downstream = set(after) | {output}
-
-    batched = _batched_nodes(gm, example) if example is not None else None
-    # the frontier: values that downstream nodes read and that are computed upstream; a value
-    # that is not a per-stimulus tensor (``x.size(0)``, a batch statistic) moves downstream
-    while True:
-        frontier = {i for n in downstream for i in n.all_input_nodes if i not in downstream and i in on_input}
-        frontier.add(rnode)
-        movable = {f for f in frontier if f is not rnode and batched is not None and f not in batched}
-        if not movable:
-            break
-        if any(f.op == "placeholder" for f in movable):
-            raise _CannotSplit("the model's input is not a per-stimulus tensor")
-        downstream |= movable
-    if batched is not None and rnode not in batched:
-        raise RegionError(f"lesion.region: region {region!r} does not output one row per stimulus; it cannot be lesioned per stimulus")
-    order = {n: i for i, n in enumerate(nodes)}
-    frontier_nodes = sorted(frontier, key=order.__getitem__)
-    keys = [n.name for n in frontier_nodes]
-
-    # upstream graph: the original placeholders, then what the frontier needs
-    needed: set[fx.Node] = set()
-    stack = list(frontier_nodes)
-    while stack:
-        n = stack.pop()
-        if n not in needed:
-            needed.add(n)
-            stack.extend(n.all_input_nodes)
-    up_graph = fx.Graph()
-    env: dict[fx.Node, fx.Node] = {}
-    for n in nodes:
-        if n.op == "placeholder" or n in needed:
-            env[n] = up_graph.node_copy(n, env.__getitem__)
-    up_graph.output(tuple(env[n] for n in frontier_nodes))
-    up_gm = fx.GraphModule(model, up_graph)
-
-    # downstream graph: one placeholder per frontier value, then the downstream nodes (and the
-    # constants, such as parameters read with get_attr, that they read)
-    down_graph = fx.Graph()
-    env = {}
-    for n, key in zip(frontier_nodes, keys):
-        env[n] = down_graph.placeholder(key)
-    constants: set[fx.Node] = set()
-    stack = [i for n in downstream for i in n.all_input_nodes if i not in downstream and i not in frontier]
-    while stack:
-        n = stack.pop()
-        if n in on_input:  # pragma: no cover - guarded by the frontier construction
-            raise _CannotSplit(f"internal: node {n.name} is neither upstream nor downstream")
-        if n not in constants:
-            constants.add(n)
-            stack.extend(n.all_input_nodes)
-    for n in nodes:
-        if n in constants or (n in downstream and n is not output):
-            env[n] = down_graph.node_copy(n, env.__getitem__)
-    down_graph.output(fx.node.map_arg(output.args[0], env.__getitem__))
-    down_gm = fx.GraphModule(model, down_graph)
-
-    def up(x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return dict(zip(keys, up_gm(x)))
-
-    def down(values: dict[str, torch.Tensor]) -> torch.Tensor:
-        return _check_logits(down_gm(*(values[k] for k in keys)))
-
-    del gm
-    return Split("fx", region, rnode.name, model=model, _up=up, _down=down)
-
-
-def _safe_get(model: nn.Module, target: Any) -> nn.Module | None:
-    try:
-        return model.get_submodule(str(target))
-    except AttributeError:
-        return None
-
-
-def _batched_nodes(gm: fx.GraphModule, example: torch.Tensor) -> set[fx.Node]:
-    """Nodes whose value is a tensor with one row per stimulus (checked at two batch sizes)."""
-    first = example[:1]
-    shapes = []
-    for n in (2, 3):
-        rec = _Recorder(gm)
-        try:
-            rec.run(first.expand(n, *first.shape[1:]).contiguous())
-        except Exception as exc:  # noqa: BLE001
-            raise _CannotSplit(f"the traced graph fails on the example stimuli ({type(exc).__name__}: {exc})") from exc
-        shapes.append({node: v.shape[0] for node, v in rec.values.items() if isinstance(v, torch.Tensor) and v.ndim > 0 and v.shape[0] == n})
-    return {node for node in shapes[0] if node in shapes[1]}

@@ -24,7 +24,7 @@ from neurorecord.lesion import (
     single_unit_lesions,
     unit_means,
 )
-from neurorecord.lesion.sweep import _pack, apply_lesions
+from neurorecord.lesion.specs import _pack, apply_lesions
 from neurorecord.subjects import load_zoo_subject
 
 from .test_sweep import Branchy, Layers, Skip, seeded
@@ -267,14 +267,18 @@ def test_predictions_of_exact_ties_match_argmax(x):
     assert torch.equal(result.predictions, obvious_predictions(model, x, "2", single_unit_lesions(12)))
 
 
-def test_upstream_batch_by_bytes(cnn, x, monkeypatch):
-    whole = lesion_predictions(cnn, x, "conv2", single_unit_lesions(4))
-    assert whole.upstream_batch == 454
-    monkeypatch.setattr("neurorecord.lesion.sweep.CPU_UPSTREAM_BYTES", 1 << 20)
-    capped = lesion_predictions(cnn, x, "conv2", single_unit_lesions(4))
-    assert 1 <= capped.upstream_batch < 100
-    assert torch.equal(capped.predictions, whole.predictions)
-    assert lesion_predictions(cnn, x, "conv2", single_unit_lesions(4), batch_size=50).upstream_batch == 50
+def test_upstream_batches_measured_or_fixed(cnn, x):
+    """The upstream part runs in batches of 64, 256, ... while they get faster per stimulus (each
+    size on two batches where the stimuli allow); a batch_size fixes it. Predictions never change."""
+    measured = lesion_predictions(cnn, x, "conv2", single_unit_lesions(4))
+    sizes = [probe[2] for probe in measured.plan.probes if probe[0] == "upstream"]
+    assert sizes[:2] == [64, 64] and set(sizes) <= {64, 256} and measured.upstream_batch in (64, 256)
+    fixed = lesion_predictions(cnn, x, "conv2", single_unit_lesions(4), batch_size=50)
+    assert fixed.upstream_batch == 50 and not [p for p in fixed.plan.probes if p[0] == "upstream"]
+    assert torch.equal(fixed.predictions, measured.predictions)
+    # a memory budget caps the batch: at most the stimuli whose upstream pass fits it
+    capped = lesion_predictions(cnn, x, "conv2", single_unit_lesions(4), memory_budget=1 << 20)
+    assert capped.upstream_batch < 64 and torch.equal(capped.predictions, measured.predictions)
 
 
 # ---------------------------------------------------------------- the linear shortcut
@@ -334,12 +338,26 @@ def test_shortcut_declined_where_it_does_not_apply(mlp, x):
     model = conv_flatten_linear()
     # a downstream region before the linear layer (the Flatten) is not computed by the shortcut
     result = lesion_predictions(model, x[:50], "3", single_unit_lesions(6), shortcut=True, downstream=["4", "5"])
-    assert not result.shortcut
+    assert not result.shortcut and result.shortcut_reason == "downstream region '4' is not read after the first linear layer"
     check_downstream_equal(result, obvious_downstream(model, x[:50], "3", single_unit_lesions(6), ["4", "5"]))
-    assert not lesion_predictions(mlp, x[:50], "fc2", [Lesion((1,), "noise")], shortcut=True).shortcut
-    assert not lesion_predictions(mlp, x[:50], "fc2", [[1, 2]], shortcut=True).shortcut  # a group lesion
-    cnn = load_zoo_subject("digits-cnn").model
-    assert not lesion_predictions(cnn, x[:50], "conv2", single_unit_lesions(4), shortcut=True).shortcut  # max-pooling follows
+    reasons = {"noise": lesion_predictions(mlp, x[:50], "fc2", [Lesion((1,), "noise")], shortcut=True),
+               "group": lesion_predictions(mlp, x[:50], "fc2", [[1, 2]], shortcut=True),
+               "pool": lesion_predictions(load_zoo_subject("digits-cnn").model, x[:50], "conv2", single_unit_lesions(4), shortcut=True)}
+    assert not any(r.shortcut for r in reasons.values())
+    assert reasons["noise"].shortcut_reason == "a noise lesion"
+    assert reasons["group"].shortcut_reason == "a lesion of several units"
+    assert reasons["pool"].shortcut_reason == "the region's output goes into a MaxPool2d, not a Linear, Flatten-Linear or Conv2d"
+
+
+def test_shortcut_declined_on_a_model_with_hooks_says_so(mlp, x):
+    """A forward hook left on the model (the shortcut would bypass it) turns the shortcut off, visibly."""
+    handle = mlp.out.register_forward_hook(lambda module, inputs, output: None)
+    try:
+        result = lesion_predictions(mlp, x[:50], "fc2", single_unit_lesions(5))
+    finally:
+        handle.remove()
+    assert not result.shortcut and result.shortcut_reason == "the model carries forward hooks, which the shortcut would bypass"
+    assert lesion_predictions(mlp, x[:50], "fc2", single_unit_lesions(5)).shortcut
 
 
 # ---------------------------------------------------------------- bad downstream names
@@ -353,9 +371,9 @@ def test_shortcut_declined_where_it_does_not_apply(mlp, x):
         ("mlp", "fc2", ["fc3", "fc33"], RegionError, r"lesion.downstream\[1\]: no module named 'fc33' in the model \(did you mean 'fc3'\?\)"),
         ("mlp", "fc2", ["fc2"], RegionError, r"'fc2' is the lesioned region itself"),
         ("mlp", "fc2.linear", ["fc2"], RegionError, r"'fc2' contains the lesioned region 'fc2.linear'"),
-        ("mlp", "fc2", ["out", "out"], ValueError, r"The downstream parameter of lesion_predictions names 'out' twice"),
-        ("mlp", "fc2", "fc3", TypeError, r"The downstream parameter of lesion_predictions must be a sequence of module names"),
-        ("mlp", "fc2", [3], TypeError, r"must hold module names \(str\); got int 3"),
+        ("mlp", "fc2", ["out", "out"], ValueError, r"downstream: expected each region once, found 'out' twice"),
+        ("mlp", "fc2", "fc3", TypeError, r"downstream: expected a sequence of module names \(such as \['fc3', 'out'\]\), found str 'fc3'"),
+        ("mlp", "fc2", [3], TypeError, r"downstream\[0\]: expected a module name \(str\), found int 3"),
         ("layers", "layers.0", ["act"], RegionError, r"region 'act' was called 2 times in one downstream pass"),
         ("pair", "a", ["pair"], RegionError, r"lesion.downstream\[0\]: 'pair' outputs a tuple; a downstream region must output a tensor; "
                                                r"modules downstream of 'a': b, score"),

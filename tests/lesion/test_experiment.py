@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+import zarr
 from statsmodels.stats.contingency_tables import mcnemar
 
 import neurorecord
 from neurorecord.analysis import load_population
-from neurorecord.lesion import experiment, obvious_predictions
-from neurorecord.lesion.sweep import Lesion
-from neurorecord.record import read_run_state
+from neurorecord.lesion import Lesion, experiment, obvious_predictions
+from neurorecord.store import read_run_state
 from neurorecord.stimuli import DigitsSet
 from neurorecord.subjects import load_zoo_subject
 from tests.helpers import DIGITS_MLP, LIKES_3
@@ -75,13 +75,38 @@ def test_single_unit_effects_equal_obvious_loop(lesion_run, subject):
     assert "all 1100 (lesion, class) tests" in ds.attrs["family"]
 
 
-def test_recomputing_entry_stores_the_same_correctness(write_protocol, tmp_path, subject):
-    """``shortcut: false`` (every layer after the region recomputed) stores the obvious loop's correctness, like the default."""
-    text = DIGITS_MLP + "lesions:\n  - {name: fc3-single, region: fc3, evaluate: digits, n_boot: 0, shortcut: false}\n"
-    fast = neurorecord.run(write_protocol(text), tmp_path / "short", quiet=True)["lesions/fc3-single"].to_dataset().load()
+@pytest.mark.parametrize("region", ["fc2", "fc3"])
+def test_default_and_recomputing_entries_store_the_same_correctness(write_protocol, tmp_path, subject, region):
+    """The default entry (the shortcut) and ``shortcut: false`` (every layer after the region
+    recomputed) each store the obvious loop's correctness, and each records the path it ran."""
     model, x, labels = subject
-    slow = obvious_predictions(model, x, "fc3", [Lesion((u,)) for u in range(100)]).numpy()
-    assert np.array_equal(fast["correct"].values, slow == labels[None, :])
+    slow = obvious_predictions(model, x, region, [Lesion((u,)) for u in range(100)]).numpy() == labels[None, :]
+    stored = {}
+    for shortcut in ("true", "false"):
+        text = DIGITS_MLP + f"lesions:\n  - {{name: single, region: {region}, evaluate: digits, n_boot: 0, shortcut: {shortcut}}}\n"
+        stored[shortcut] = neurorecord.run(write_protocol(text), tmp_path / shortcut, quiet=True)["lesions/single"].to_dataset().load()
+        assert np.array_equal(stored[shortcut]["correct"].values, slow)
+    assert stored["false"].attrs["shortcut"] is False and stored["false"].attrs["shortcut_reason"] == ""
+    # the default path ran the shortcut (needs the recording's hooks gone from the subject by then)
+    assert stored["true"].attrs["shortcut"] is True, stored["true"].attrs["shortcut_reason"]
+    for ds in stored.values():
+        assert ds.attrs["split_kind"] == "sequential"
+        assert ds.attrs["pack_size"] >= 1 and ds.attrs["stimulus_chunk"] >= 1 and ds.attrs["upstream_batch"] >= 1
+    np.testing.assert_allclose(stored["true"]["loss"].values, stored["false"]["loss"].values, rtol=1e-5)
+
+
+def test_default_entry_records_the_shortcut(lesion_run):
+    """A protocol's lesion entry on the digits MLP with default settings runs the shortcut and
+    says so (fails while the recording's hooks stay on the subject: the sweep then declines it)."""
+    _, out, _ = lesion_run
+    tree = xr.open_datatree(out, engine="zarr", consolidated=False)
+    for name in ("fc2-single", "likes3"):
+        attrs = tree[f"lesions/{name}"].attrs
+        assert {"shortcut", "shortcut_reason", "split_kind", "pack_size", "stimulus_chunk", "upstream_batch"} <= set(attrs)
+    single = tree["lesions/fc2-single"].attrs
+    assert single["shortcut"] is True, single["shortcut_reason"]
+    likes3 = tree["lesions/likes3"].attrs  # group lesions: recomputed, and the reason said
+    assert likes3["shortcut"] is False and likes3["shortcut_reason"] == "a lesion of several units"
 
 
 def test_downstream_activity_stored_equals_obvious_loop(lesion_run, subject):
@@ -125,30 +150,38 @@ def test_interrupted_sweep_resumes_without_redoing_blocks(write_protocol, tmp_pa
     _, reference_out, _ = lesion_run
     text = DIGITS_MLP + LESIONS.split("  - name: likes3")[0]  # the single-unit sweep alone
     path = write_protocol(text)
-    real = experiment.lesion_predictions
+    real = experiment._run_block
     calls = []
 
-    def failing(model, x, region, lesions, **kw):
-        calls.append(len(lesions))
+    def failing(sweep, lesions, seed, pack_size, stimulus_chunk):
+        calls.append((len(lesions), pack_size, stimulus_chunk))
         if len(calls) == 2:
             raise RuntimeError("power cut")
-        return real(model, x, region, lesions, **kw)
+        return real(sweep, lesions, seed, pack_size, stimulus_chunk)
 
-    monkeypatch.setattr(experiment, "lesion_predictions", failing)
+    monkeypatch.setattr(experiment, "_run_block", failing)
     with pytest.raises(RuntimeError, match="power cut"):
         neurorecord.run(path, tmp_path / "rec", quiet=True)
     state = read_run_state(tmp_path / "rec")
     assert state.stage == "lesioning" and state.lesions_done == {"fc2-single": experiment.BLOCK}
+    first_plan = calls[1][1:]  # the second block was given the pass sizes the first one measured
+    assert calls[0][1:] == (None, None) and None not in first_plan
+    measured = zarr.open_group(tmp_path / "rec", mode="r")["lesions/fc2-single/progress"].attrs["how"]
+    assert (measured["pack_size"], measured["stimulus_chunk"]) == first_plan
     calls.clear()
-    monkeypatch.setattr(experiment, "lesion_predictions", lambda *a, **k: calls.append(len(a[3])) or real(*a, **k))
+    monkeypatch.setattr(experiment, "_run_block", lambda *a: calls.append((len(a[1]), *a[3:])) or real(*a))
     tree = neurorecord.run(path, tmp_path / "rec", resume=True, quiet=True)
-    assert calls == [100 - experiment.BLOCK]  # only the unfinished block ran
+    assert calls == [(100 - experiment.BLOCK, *first_plan)]  # only the unfinished block ran, with the stored pass sizes
     done = xr.open_datatree(tmp_path / "rec", engine="zarr", consolidated=False)["lesions/fc2-single"].to_dataset().load()
     ref = xr.open_datatree(reference_out, engine="zarr", consolidated=False)["lesions/fc2-single"].to_dataset().load()
+    assert (done.attrs["pack_size"], done.attrs["stimulus_chunk"]) == first_plan
+    assert done.attrs["upstream_batch"] == measured["upstream_batch"]  # the resumed run's upstream batches too
     assert np.array_equal(done["correct"].values, ref["correct"].values)
     np.testing.assert_array_equal(done["q"].values, ref["q"].values)
-    for key in ("activity_change", "unit_change", "unit_abs_change", "unit_activity_intact"):  # resumed block by block too
-        np.testing.assert_array_equal(done[key].values, ref[key].values)
+    # resumed block by block too; the reference run may have measured other pass sizes, which
+    # change float sums in their last bits only
+    for key in ("activity_change", "unit_change", "unit_abs_change", "unit_activity_intact"):
+        np.testing.assert_allclose(done[key].values, ref[key].values, rtol=1e-6, atol=1e-9)
     assert tree.attrs["complete"] is True
 
 

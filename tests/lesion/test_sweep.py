@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 
@@ -12,10 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurorecord.errors import RegionError
-from neurorecord.lesion.sweep import CPU_PASS_BYTES
 from neurorecord.lesion import (
     Lesion,
-    LesionSweep,
     UnsplittableModelWarning,
     lesion_predictions,
     obvious_predictions,
@@ -104,21 +103,23 @@ def seeded(cls: type[nn.Module]) -> nn.Module:
     return cls().eval()
 
 
-def check_same(model, x, region, lesions, **options):
-    """Fast == obvious (predictions exactly, logits to float rounding), by default (shortcut
-    where it applies) and with the downstream part recomputed (``shortcut=False``); returns the
-    default result."""
-    means = options.get("means")
+def check_same(model, x, region, lesions, *, shortcut_runs, **options):
+    """Fast == obvious (predictions exactly, logits to float rounding) on both paths: the default
+    (the shortcut where it applies: ``shortcut_runs`` says whether it must here) and every layer
+    after the region recomputed (``shortcut=False``), each checked to have run the path it names;
+    returns the default result."""
+    means = options.pop("means", None)
     slow, slow_logits = obvious_predictions(model, x, region, lesions, means=means, seed=options.get("seed", 0), return_logits=True)
-    results = [lesion_predictions(model, x, region, lesions, return_logits=True, **options)]
-    if "shortcut" not in options:
-        results.append(lesion_predictions(model, x, region, lesions, return_logits=True, shortcut=False, **options))
-        assert not results[1].shortcut
-    for fast in results:
+    default = lesion_predictions(model, x, region, lesions, means=means, return_logits=True, **options)
+    exact = lesion_predictions(model, x, region, lesions, means=means, return_logits=True, shortcut=False, **options)
+    assert not exact.shortcut and exact.shortcut_reason == ""  # not asked for: recomputed
+    # the default ran the shortcut exactly where it applies, and says why where it did not
+    assert default.shortcut == shortcut_runs and (default.shortcut_reason == "") == shortcut_runs
+    for fast in (default, exact):
         assert torch.equal(fast.predictions, slow)
         torch.testing.assert_close(fast.logits, slow_logits, rtol=1e-5, atol=1e-5)
         assert torch.equal(fast.intact_predictions, model(x).argmax(1))
-    return results[0]
+    return default
 
 
 def no_hooks(model: nn.Module) -> bool:
@@ -129,11 +130,14 @@ def no_hooks(model: nn.Module) -> bool:
 
 
 def test_mlp_all_single_unit_zero_lesions_of_fc2(mlp, x):
-    result = check_same(mlp, x, "fc2", single_unit_lesions(100))
-    assert result.split_kind == "sequential" and result.cache == "memory"
-    # the default CPU budget: passes of at most CPU_PASS_BYTES, every stimulus in each
-    assert result.stimulus_chunk == 454 and 1 < result.pack_size < 100
-    assert result.pack_size * 454 * result.row_bytes + 454 * result.frontier_bytes <= CPU_PASS_BYTES
+    result = check_same(mlp, x, "fc2", single_unit_lesions(100), shortcut_runs=True)
+    assert result.split_kind == "sequential" and result.cache == "memory" and result.shortcut
+    # the plan was measured: pack sizes 1, 4, ... on the first 64 stimuli, upstream batches from 64
+    kinds = [probe[0] for probe in result.plan.probes]
+    assert kinds[0] == "upstream" and "downstream" in kinds
+    assert [probe[1] for probe in result.plan.probes if probe[0] == "downstream"][:2] == [1, 1]
+    assert (result.pack_size, result.stimulus_chunk, result.upstream_batch) == (result.plan.pack_size, result.plan.stimulus_chunk,
+                                                                                result.plan.upstream_batch)
     assert (result.predictions != result.intact_predictions).any()  # lesions change something
 
 
@@ -150,8 +154,8 @@ def test_mlp_methods_and_groups_in_mixed_packs(mlp, x):
         [3, 7, 11],
     ]
     for pack_size in (None, 7):  # 7 mixes methods inside packs
-        result = check_same(mlp, x, "fc2", lesions, means=means, seed=3, pack_size=pack_size)
-    assert result.pack_size == 7
+        result = check_same(mlp, x, "fc2", lesions, means=means, seed=3, pack_size=pack_size, shortcut_runs=False)
+    assert result.pack_size == 7 and not result.shortcut and result.shortcut_reason == "a noise lesion"
 
 
 def test_noise_is_seeded_per_lesion_and_independent_of_packing(mlp, x):
@@ -172,7 +176,7 @@ def test_noise_is_seeded_per_lesion_and_independent_of_packing(mlp, x):
 
 @pytest.mark.parametrize("region, n_channel", [("conv1", 16), ("conv2", 32), ("fc1", 64)])
 def test_cnn_all_single_channel_lesions(cnn, x, region, n_channel):
-    result = check_same(cnn, x, region, single_unit_lesions(n_channel))
+    result = check_same(cnn, x, region, single_unit_lesions(n_channel), shortcut_runs=region != "conv2")
     assert result.split_kind == "sequential"
     assert (result.predictions != result.intact_predictions).any()
 
@@ -182,7 +186,7 @@ def test_cnn_mean_and_noise_channel_lesions(cnn, x, per):
     means = unit_means(cnn, x, "conv2", per=per)
     assert tuple(means.shape) == ((32,) if per == "channel" else (32, 8, 8))
     lesions = single_unit_lesions(32, "mean") + [Lesion((0, 5), "noise", std=0.5), Lesion(tuple(range(16)), "clamp", value=0.2)]
-    check_same(cnn, x, "conv2", lesions, means=means, pack_size=9)
+    check_same(cnn, x, "conv2", lesions, means=means, pack_size=9, shortcut_runs=False)
 
 
 def test_unit_means_match_numpy(cnn, x):
@@ -196,8 +200,8 @@ def test_skip_connection_model_uses_fx(x, region):
     model = seeded(Skip)
     n_channel = 10 if region == "fc" else 8
     lesions = single_unit_lesions(n_channel) + [Lesion(tuple(range(n_channel)))]
-    result = check_same(model, x, region, lesions)
-    assert result.split_kind == "fx"
+    result = check_same(model, x, region, lesions, shortcut_runs=False)
+    assert result.split_kind == "fx" and "not cut as an nn.Sequential chain" in result.shortcut_reason
     assert (result.predictions != result.intact_predictions).any()
 
 
@@ -227,7 +231,7 @@ def test_other_graphs(x, cls, region, n_unit, kind, frontier):
         if frontier is not None:
             assert set(split.upstream(x[:3])) == frontier
         lesions = single_unit_lesions(n_unit) + [Lesion((0, 1), "noise", std=1.0), Lesion((2,), "clamp", value=4.0)]
-        result = check_same(model, x, region, lesions)
+        result = check_same(model, x, region, lesions, shortcut_runs=False)
     assert result.split_kind == kind
 
 
@@ -254,10 +258,11 @@ def test_split_kinds(mlp, cnn, x):
 
 
 def test_nested_region_inside_a_block(mlp, x):
-    check_same(mlp, x, "fc2.linear", single_unit_lesions(100, "clamp", value=-1.0)[::10])
+    result = check_same(mlp, x, "fc2.linear", single_unit_lesions(100, "clamp", value=-1.0)[::10], shortcut_runs=False)
+    assert "goes into a ReLU" in result.shortcut_reason
 
 
-# ---------------------------------------------------------------- memory: zarr cache, pack-size rule
+# ---------------------------------------------------------------- memory: zarr cache, the plan
 
 
 def test_zarr_cache_and_stimulus_chunks(cnn, x, tmp_path, monkeypatch):
@@ -265,22 +270,69 @@ def test_zarr_cache_and_stimulus_chunks(cnn, x, tmp_path, monkeypatch):
     lesions = single_unit_lesions(16)
     small = lesion_predictions(cnn, x, "conv1", lesions, cache_budget=0, batch_size=100, pack_size=1)
     budget = int(3 * 50 * small.row_bytes)
-    result = check_same(cnn, x, "conv1", lesions, cache_budget=0, batch_size=100, memory_budget=budget)
+    result = check_same(cnn, x, "conv1", lesions, cache_budget=0, batch_size=100, memory_budget=budget, shortcut_runs=True)
     assert result.cache == "zarr"
     assert result.pack_size * result.stimulus_chunk * result.row_bytes + result.stimulus_chunk * result.frontier_bytes <= budget
     assert result.stimulus_chunk < 454
     assert os.listdir(tmp_path) == []  # the temporary zarr arrays are gone
 
 
-def test_pack_size_rule(mlp, x):
+@pytest.mark.parametrize("region", ["fc2", "fc3"])
+def test_every_plan_gives_the_same_predictions(mlp, x, region):
+    """The plan cuts the work, never changes it: fixed packs and chunks of any size, the measured
+    plan and tiny memory budgets all give the obvious loop's predictions."""
+    lesions = single_unit_lesions(100)
+    slow = obvious_predictions(mlp, x, region, lesions)
+    measured = lesion_predictions(mlp, x, region, lesions)
+    assert torch.equal(measured.predictions, slow)
+    for pack, chunk in [(1, 454), (100, 454), (7, 13), (100, 1), (3, None), (None, 50)]:
+        result = lesion_predictions(mlp, x, region, lesions, pack_size=pack, stimulus_chunk=chunk)
+        assert torch.equal(result.predictions, slow), (pack, chunk)
+        if pack is not None:
+            assert result.pack_size == pack
+        if chunk is not None:
+            assert result.stimulus_chunk == chunk
+            assert not [p for p in result.plan.probes if p[0] == "downstream"] or pack is None
+    tiny = lesion_predictions(mlp, x, region, lesions, memory_budget=int(100 * measured.row_bytes))
+    assert tiny.pack_size == 1 and tiny.stimulus_chunk < 100
+    assert torch.equal(tiny.predictions, slow)
+
+
+def test_pass_sizes_fit_the_memory_budget(mlp, x):
     big = lesion_predictions(mlp, x, "fc2", single_unit_lesions(100), memory_budget=1 << 40)
-    assert (big.pack_size, big.stimulus_chunk) == (100, 454)
     budget = int(454 * (10 * big.row_bytes + big.frontier_bytes))
     mid = lesion_predictions(mlp, x, "fc2", single_unit_lesions(100), memory_budget=budget)
-    assert mid.stimulus_chunk == 454 and mid.pack_size == 10
-    tiny = lesion_predictions(mlp, x, "fc2", single_unit_lesions(100), memory_budget=int(100 * big.row_bytes))
-    assert tiny.pack_size == 1 and tiny.stimulus_chunk < 100
-    assert torch.equal(tiny.predictions, big.predictions) and torch.equal(mid.predictions, big.predictions)
+    assert mid.pack_size * mid.stimulus_chunk * mid.row_bytes + mid.stimulus_chunk * mid.frontier_bytes <= budget
+    for _, pack, chunk, _ in mid.plan.probes:
+        assert pack * chunk * mid.row_bytes + chunk * mid.frontier_bytes <= budget or pack == 1
+    assert torch.equal(mid.predictions, big.predictions)
+
+
+def test_plan_measures_pack_sizes_on_the_first_chunk():
+    """The planner's ladder: 1, 4, 16, ... lesions per pack on the first chunk while a pass gets
+    faster per row (each size on two passes), then passes of the fastest rows."""
+    from neurorecord.lesion.plan import PassPlanner
+
+    def run(cost_per_row):  # a fake sweep whose pass time per row depends on the rows only
+        planner = PassPlanner(1000, 200, row_bytes=100.0, frontier_bytes=10.0, budget=1 << 40)
+        start = 0
+        while start < 1000:
+            chunk = planner.chunk(start)
+            done = 0
+            while done < 200:
+                pack = planner.pack(start, done)
+                done += pack
+                planner.observe(start, pack, chunk, cost_per_row(pack * chunk) * pack * chunk, done)
+            start += chunk
+        return planner.plan(1, [])
+
+    faster_until_1024 = run(lambda rows: 1.0 + 100.0 / rows if rows <= 1024 else 2.0)  # a fixed cost per pass, then caches
+    assert [p[1] for p in faster_until_1024.probes] == [1, 1, 4, 4, 16, 16, 64, 64]
+    # then passes of about the 16 x 64 rows found fastest, as many stimuli per pass as they allow
+    assert (faster_until_1024.pack_size, faster_until_1024.stimulus_chunk) == (1, 1000)
+    small_is_best = run(lambda rows: rows)
+    assert [p[1] for p in small_is_best.probes] == [1, 1, 4, 4]
+    assert (small_is_best.pack_size, small_is_best.stimulus_chunk) == (1, 64)
 
 
 # ---------------------------------------------------------------- linear shortcut
@@ -302,8 +354,9 @@ def test_linear_shortcut_matches_within_tolerance(mlp, x):
 
 
 @pytest.mark.parametrize("value", [0.0, 5.0, 50.0])
-def test_readout_margin_test_decides_exactly(mlp, x, value):
-    """fc3 feeds the readout: most lesions are decided by the margin bound, the rest computed."""
+def test_readout_shortcut_decides_exactly(mlp, x, value):
+    """fc3 feeds the readout: the shortcut updates the logits themselves (rank 1), and its
+    predictions equal the obvious loop's, also where many winners change."""
     lesions = single_unit_lesions(100, "clamp", value=value) if value else single_unit_lesions(100)
     slow = obvious_predictions(mlp, x, "fc3", lesions)
     fast = lesion_predictions(mlp, x, "fc3", lesions, shortcut=True, pack_size=7)
@@ -312,7 +365,7 @@ def test_readout_margin_test_decides_exactly(mlp, x, value):
         assert (slow != fast.intact_predictions).float().mean() > 0.05  # many winners do change
 
 
-def test_readout_margin_test_on_scattered_units_and_mixed_methods(mlp, x):
+def test_readout_shortcut_on_scattered_units_and_mixed_methods(mlp, x):
     """Units in no order (gathered, not sliced), repeated, with mean and clamp lesions mixed in one pack."""
     order = torch.randperm(100, generator=torch.Generator().manual_seed(3)).tolist()
     means = unit_means(mlp, x, "fc3")
@@ -351,7 +404,7 @@ def test_model_left_as_found_after_a_call_that_raised(x, kind, function):
 def test_model_left_as_found_after_success(mlp, x):
     mlp.train()
     try:
-        LesionSweep("fc2", [0, 1]).run(mlp, x[:20])
+        lesion_predictions(mlp, x[:20], "fc2", [0, 1])
         obvious_predictions(mlp, x[:20], "fc2", [0])
         assert mlp.training and all(m.training for m in mlp.modules()) and no_hooks(mlp)
     finally:
@@ -365,19 +418,40 @@ def test_model_left_as_found_after_success(mlp, x):
     "region, lesions, options, error, match",
     [
         ("fc9", [0], {}, RegionError, r"no region named 'fc9'.*did you mean"),
-        ("fc2", [100], {}, ValueError, r"lesion 0: units must be channel indices in \[0, 100\) of region 'fc2'.*got \[100\]"),
-        ("fc2", [[]], {}, ValueError, r"lesion 0: units must be a non-empty sequence"),
-        ("fc2", [Lesion((0,), "cut")], {}, ValueError, r"lesion 0: method must be one of 'zero', 'mean', 'noise', 'clamp'; got 'cut'"),
-        ("fc2", [0, Lesion((1,), "mean")], {}, ValueError, r"lesion 1 uses method 'mean', which needs means"),
-        ("fc2", [Lesion((1,), "mean")], {"means": torch.zeros(7)}, ValueError, r"means must have shape \(100,\).*got shape \(7,\)"),
-        ("fc2", [Lesion((1,), "noise", std=-1.0)], {}, ValueError, r"std must be a finite number >= 0"),
-        ("fc2", [], {}, ValueError, r"The lesions parameter of lesion_predictions must hold at least one lesion"),
-        ("fc2", Lesion((1,)), {}, TypeError, r"The lesions parameter of lesion_predictions must be a sequence"),
-        ("fc2", [0], {"pack_size": 0}, ValueError, r"The pack_size parameter of lesion_predictions must be an int >= 1 or None; got 0"),
-        ("fc2", [0], {"batch_size": 2.5}, ValueError, r"The batch_size parameter .* got 2.5"),
+        ("fc2", [100], {}, ValueError, r"lesions\[0\].units: expected channel indices in \[0, 100\) of region 'fc2'.*found \[100\]"),
+        ("fc2", [[]], {}, ValueError, r"lesions\[0\].units: expected a non-empty sequence"),
+        ("fc2", [Lesion((0,), "cut")], {}, ValueError, r"lesions\[0\].method: expected one of 'zero', 'mean', 'noise', 'clamp', found 'cut'"),
+        ("fc2", [0, Lesion((1,), "mean")], {}, ValueError, r"means: expected .* for lesions\[1\] of method 'mean'; found None"),
+        ("fc2", [Lesion((1,), "mean")], {"means": torch.zeros(7)}, ValueError, r"means: expected shape \(100,\).*found shape \(7,\)"),
+        ("fc2", [Lesion((1,), "noise", std=-1.0)], {}, ValueError, r"lesions\[0\].std: expected a finite number >= 0, found -1.0"),
+        ("fc2", [], {}, ValueError, r"lesions: expected at least one lesion, found an empty sequence"),
+        ("fc2", Lesion((1,)), {}, TypeError, r"lesions: expected a sequence of Lesion \(or of unit indices\), found Lesion"),
+        ("fc2", [0], {"pack_size": 0}, ValueError, r"pack_size: expected an integer >= 1 or None, found 0"),
+        ("fc2", [0], {"batch_size": 2.5}, ValueError, r"batch_size: expected an integer >= 1 or None, found 2.5 \(float\)"),
+        ("fc2", [0], {"stimulus_chunk": -3}, ValueError, r"stimulus_chunk: expected an integer >= 1 or None, found -3"),
+        ("fc2", [0], {"seed": -1}, ValueError, r"seed: expected an integer >= 0, found -1"),
     ],
 )
 def test_bad_arguments(mlp, x, region, lesions, options, error, match):
     with pytest.raises(error, match=match):
         lesion_predictions(mlp, x, region, lesions, **options)
     assert no_hooks(mlp) and not mlp.training
+
+
+def test_every_call_checks_its_split(mlp, x, monkeypatch):
+    """No cache of checked splits: each call cuts and checks the model as it is now, so a changed
+    model (new weights, a replaced layer) is never run through a stale cut."""
+    from neurorecord.lesion import split as split_module
+
+    seen: list[str] = []
+    real = split_module._verify
+    monkeypatch.setattr(split_module, "_verify", lambda split, model, example: seen.append(split.kind) or real(split, model, example))
+    own = copy.deepcopy(mlp).eval()
+    before = lesion_predictions(own, x, "fc2", single_unit_lesions(100)).predictions
+    with torch.no_grad():
+        for p in own.parameters():
+            p.mul_(-1.0)
+    own.fc3.linear = nn.Linear(100, 100)
+    after = lesion_predictions(own, x, "fc2", single_unit_lesions(100)).predictions
+    assert seen == ["sequential", "sequential"]
+    assert not torch.equal(before, after) and torch.equal(after, obvious_predictions(own, x, "fc2", single_unit_lesions(100)))

@@ -1,4 +1,4 @@
-"""Lesion statistics (neurorecord.lesion.stats) against statsmodels, scipy, sklearn and slow loops."""
+"""Lesion statistics (neurorecord.analysis.lesion_stats) against statsmodels, scipy, sklearn and slow loops."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from sklearn.metrics import log_loss
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
-from neurorecord.analysis._units import AnalysisError
-from neurorecord.lesion import stats
-from neurorecord.lesion.stats import (
+from neurorecord.analysis import lesion_stats as stats
+from neurorecord.errors import AnalysisError
+from neurorecord.analysis.lesion_stats import (
     bootstrap_indices,
     control_null,
     cross_entropy_loss,
@@ -305,7 +305,7 @@ def test_module_does_not_import_torch():
     script = """
 import sys
 import numpy as np
-from neurorecord.lesion import stats
+from neurorecord.analysis import lesion_stats as stats
 stats.lesion_effects(np.ones((1, 4), bool), np.ones(4, bool), [0, 0, 1, 1], ["a"], n_boot=3)
 print("torch" in sys.modules)
 """
@@ -337,7 +337,7 @@ BAD_ARGUMENTS = [
     (lambda: lesion_effects(C, I, ["overall"] * 4, ["a", "b"]), "labels: expected class labels other than 'overall'"),
     (lambda: lesion_effects(C, I, Y, ["a", "b"], n_boot=-1), "n_boot: expected an integer >= 0, found -1"),
     (lambda: lesion_effects(C, I, Y, ["a", "b"], ci=95), r"ci: expected a number in \(0, 1\), found 95"),
-    (lambda: lesion_effects(C, I, Y, ["a", "b"], seed=1.5), "seed: expected a non-negative integer seed, found 1.5"),
+    (lambda: lesion_effects(C, I, Y, ["a", "b"], seed=1.5), r"seed: expected an integer >= 0, found 1.5 \(float\)"),
     (lambda: lesion_effects(C, I, Y, ["a", "b"], correction="holm"),
      "correction: expected one of 'fdr_bh', 'bonferroni', found 'holm'"),
     (lambda: sensitive_units(xr.Dataset({"p": ("x", [0.1])})),
@@ -353,7 +353,7 @@ BAD_ARGUMENTS = [
     (lambda: draw_controls(10, 0, 5, 0), "k: expected an integer >= 1, found 0"),
     (lambda: draw_controls(10, 9, 5, 0, exclude=[0, 1]), r"k: expected at most the 8 units of the pool \(region minus exclude\), found 9"),
     (lambda: draw_controls(10, 2, 5, 0, exclude=[3, 10]), r"exclude: expected unit indices in 0..9, found \[10\]"),
-    (lambda: draw_controls(10, 2, 5, None), "seed: expected a non-negative integer seed, found None"),
+    (lambda: draw_controls(10, 2, 5, None), r"seed: expected an integer >= 0, found None \(NoneType\)"),
     (lambda: cross_entropy_loss(np.zeros(3), [0]), r"logits: expected an array of shape .*, found shape \(3,\)"),
     (lambda: cross_entropy_loss(np.zeros((2, 4, 3)), [0, 1]),
      r"labels: expected an array of shape \(n_stimuli,\) = \(4,\) like logits, found shape \(2,\)"),
@@ -368,3 +368,20 @@ BAD_ARGUMENTS = [
 def test_bad_arguments_name_argument_expected_and_found(call, message):
     with pytest.raises(AnalysisError, match=message):
         call()
+
+
+def test_old_module_name_warns_and_reexports():
+    script = """
+import warnings
+warnings.simplefilter("error", DeprecationWarning)
+try:
+    import neurorecord.lesion.stats
+except DeprecationWarning as exc:
+    print("warned:", exc)
+warnings.simplefilter("ignore", DeprecationWarning)
+import neurorecord.lesion.stats as old, neurorecord.analysis.lesion_stats as new
+print(old.lesion_effects is new.lesion_effects, sorted(old.__all__) == sorted(new.__all__))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert "warned: neurorecord.lesion.stats moved to neurorecord.analysis.lesion_stats" in out
+    assert out.strip().endswith("True True")
