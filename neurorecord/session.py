@@ -44,7 +44,7 @@ from .subjects.base import eval_mode
 __all__ = ["Experiment", "prepare", "run"]
 
 #: Store nodes a region may not be named after.
-RESERVED_NODES = (store.BEHAVIOUR_NODE, store.ANALYSES_NODE, store.LESIONS_NODE)
+RESERVED_NODES = (store.BEHAVIOUR_NODE, store.ANALYSES_NODE, store.LESIONS_NODE, store.PROGRESS_NODE)
 _PACKAGES = ("neurorecord", "torch", "numpy", "xarray", "zarr", "dask", "scipy", "scikit-learn", "pydantic", "pyyaml")
 
 

@@ -48,6 +48,10 @@ __all__ = [
     "manifest",
     "BEHAVIOUR_NODE",
     "LESIONS_NODE",
+    "PROGRESS_NODE",
+    "create_progress_node",
+    "delete_node",
+    "open_node",
     "RUN_ATTR",
     "RunState",
     "check_output",
@@ -77,6 +81,9 @@ MANIFEST_ATTR = "manifest"
 ANALYSES_NODE = "analyses"
 #: Root node of the lesion results (``lesions/<name>``).
 LESIONS_NODE = "lesions"
+#: Root node of unfinished work of a stage (``progress/lesions/<name>``: the finished blocks of a
+#: lesion sweep); it exists only while a run is incomplete.
+PROGRESS_NODE = "progress"
 #: Node of the subject's own output per presentation.
 BEHAVIOUR_NODE = "behaviour"
 #: Codec of ``activity`` chunks: LZ4 through Blosc with bit shuffle at level 1, chosen for write
@@ -109,9 +116,13 @@ class RunState:
     def describe(self) -> str:
         if self.complete:
             return f"complete ({self.presentations} presentations)"
+        lesions = ""
+        if self.lesions_done:
+            lesions = " lesions: " + ", ".join(f"{name} {'written' if n == -1 else f'{n} lesions done'}"
+                                               for name, n in self.lesions_done.items()) + ";"
         return (
             f"INCOMPLETE: stage {self.stage!r}, {self.batches_done} of {self.batches_total} batches written "
-            f"({min(self.batches_done * self.batch_size, self.presentations)} of {self.presentations} presentations); "
+            f"({min(self.batches_done * self.batch_size, self.presentations)} of {self.presentations} presentations);{lesions} "
             "finish it with `neurorecord run PROTOCOL --out DIR --resume`"
         )
 
@@ -353,6 +364,32 @@ def create_node(out: Path, node: str, variables: dict[str, tuple[tuple[str, ...]
         encoding[name] = {"chunks": chunks, **({"compressors": [ACTIVITY_CODEC]} if np.dtype(dtype).kind == "f" else {})}
     ds = xr.Dataset(lazy, coords=coords, attrs=attrs)
     ds.to_zarr(out, group=node, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding)
+
+
+def create_progress_node(out: Path, node: str, arrays: dict[str, tuple[tuple[int, ...], Any, tuple[str, ...]]],
+                         block: int, attrs: dict[str, Any]) -> None:
+    """Create (or replace) node ``node`` of unwritten arrays that a stage fills block by block.
+
+    ``arrays`` maps a name to ``(shape, dtype, dimension names)``, chunked ``block`` rows at a
+    time along the first dim; the dimension names make the node readable by xarray while the
+    run is unfinished.
+    """
+    group = zarr.open_group(out, mode="a").require_group(node)
+    group.attrs.update(attrs)
+    for name, (shape, dtype, dims) in arrays.items():
+        group.create_array(name, shape=shape, chunks=(block, *shape[1:]), dtype=dtype, dimension_names=dims, overwrite=True)
+
+
+def open_node(out: Path, node: str) -> zarr.Group:
+    """Node ``node`` of an existing store, writable."""
+    return zarr.open_group(out, mode="r+")[node]
+
+
+def delete_node(out: Path, node: str) -> None:
+    """Delete node ``node`` (and everything under it) if it exists."""
+    folder = Path(out) / node
+    if (folder / "zarr.json").is_file():
+        shutil.rmtree(folder)
 
 
 def row_writer(group: zarr.Group, arrays: list[str]) -> dict[str, zarr.Array]:

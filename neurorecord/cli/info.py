@@ -79,8 +79,8 @@ def describe_store(path: str | os.PathLike[str], check: bool = False) -> str:
         nodes = sorted(tree["lesions"].children.values(), key=lambda n: order.index(n.name) if n.name in order else len(order))
         for node in nodes:
             ds = node.to_dataset(inherit=False)
-            if "delta_accuracy" not in ds:
-                lines.append(f"lesions   {node.path.lstrip('/')}: sweep unfinished")
+            if state.lesions_done.get(node.name, -1) != -1 or not {"delta_accuracy", "q"} <= set(ds.variables):
+                lines.append(f"lesions   {node.path.lstrip('/')}: unfinished (a result being written when the run stopped)")
                 continue
             overall = ds["delta_accuracy"].sel({"class": "overall"})
             n_sig = int((ds["q"] < 0.05).sum())

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import xarray as xr
-import zarr
 from tqdm.auto import tqdm
 
 from ..errors import NeurorecordError
+from .. import store as store_io
 from ..protocol.schema import EachUnits, FractionUnits, LesionSpec, PopulationUnits, Protocol
 from ..record.regions import RegionTap
 from ..stimuli.base import StimulusSet
@@ -43,7 +43,7 @@ __all__ = ["BLOCK", "LESIONS_NODE", "LesionTargets", "check_lesion_downstream", 
 #: Lesions evaluated per resumable block (fixed, so noise lesions draw the same on resume).
 BLOCK = 64
 #: Root node of lesion results in a store.
-LESIONS_NODE = "lesions"
+LESIONS_NODE = store_io.LESIONS_NODE
 
 
 @dataclass
@@ -166,20 +166,22 @@ def run_lesion_sweeps(protocol: Protocol, model: torch.nn.Module, sets: list[Sti
             means = unit_means(model, torch.from_numpy(np.array(reference.images(np.arange(len(reference))))), spec.region, device=device)
         lesions = [Lesion(u, spec.method, value=spec.value, std=spec.std) for u in targets.units]
         n_lesions, n_stim = len(lesions), len(labels)
-        node = f"{LESIONS_NODE}/{spec.name}/progress"
+        # the finished blocks live apart from the result node, which is written whole at the end:
+        # a run killed while writing the result finds them on resume and writes the result again
+        node = f"{store_io.PROGRESS_NODE}/{LESIONS_NODE}/{spec.name}"
         n_neuroid = sum(targets.downstream_units)
         if spec.name not in done:
-            progress = zarr.open_group(store, mode="a").require_group(node)
-            progress.create_array("correct", shape=(n_lesions, n_stim), chunks=(BLOCK, n_stim), dtype=bool, overwrite=True)
-            progress.create_array("loss", shape=(n_lesions,), chunks=(BLOCK,), dtype=np.float64, overwrite=True)
+            arrays = {"correct": ((n_lesions, n_stim), bool, ("lesion", "presentation")),
+                      "loss": ((n_lesions,), np.float64, ("lesion",))}
             if spec.downstream:
-                progress.create_array("sq_change", shape=(n_lesions, len(spec.downstream)), chunks=(BLOCK, len(spec.downstream)),
-                                      dtype=np.float64, overwrite=True)
+                arrays["sq_change"] = ((n_lesions, len(spec.downstream)), np.float64, ("lesion", "downstream_region"))
                 for key in ("unit_change", "unit_abs_change"):
-                    progress.create_array(key, shape=(n_lesions, n_neuroid), chunks=(BLOCK, n_neuroid), dtype=np.float64, overwrite=True)
+                    arrays[key] = ((n_lesions, n_neuroid), np.float64, ("lesion", "downstream_neuroid"))
+            store_io.create_progress_node(store, node, arrays, block=BLOCK,
+                                          attrs={"entry": spec.name, "n_lesions": n_lesions, "block": BLOCK})
             done[spec.name] = 0
             save_progress()
-        arrays = zarr.open_group(store, mode="r+")[node]
+        arrays = store_io.open_node(store, node)
         bar = tqdm(total=n_lesions, initial=done[spec.name], unit="lesion", desc=f"lesions {spec.name}",
                    disable=quiet, file=sys.stderr, dynamic_ncols=True)
         try:
@@ -223,6 +225,7 @@ def run_lesion_sweeps(protocol: Protocol, model: torch.nn.Module, sets: list[Sti
         _save(store, spec.name, effects)
         done[spec.name] = -1
         save_progress()
+    store_io.delete_node(store, store_io.PROGRESS_NODE)  # every entry's result is written: the blocks go
 
 
 def _run_block(sweep: PreparedSweep, lesions: list[Lesion], seed: int, pack_size: int | None,

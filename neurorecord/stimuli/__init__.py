@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from ..errors import StimulusError
 from ..protocol.schema import DigitsStimuli, NpyStimuli, Protocol
-from .arrays import NpySet, NpzSet, ZarrSet
+from .arrays import NpySet, NpzSet, ZarrSet, check_values
 from .base import StimulusSet
 from .digits import DigitsSet, digits_split, load_digits_array
 from .loaded import LOADED_BUILDERS, ImageFolderSet
@@ -35,6 +35,7 @@ def build_stimulus_set(spec: BaseModel, protocol: Protocol) -> StimulusSet:
     :class:`~neurorecord.stimuli.preprocess.PreprocessedSet`, whatever its kind.
     """
     built = BUILDERS[type(spec)](spec, protocol)
+    check_values(built)
     preprocess = getattr(spec, "preprocess", None)
     return built if preprocess is None else PreprocessedSet(built, preprocess)
 

@@ -22,7 +22,7 @@ import zarr
 from ..errors import StimulusError, did_you_mean
 from .base import RESERVED_COORDS, StimulusSet
 
-__all__ = ["NpySet", "NpzSet", "ZarrSet", "index_ids", "read_table", "check_coords", "file_sha256", "tree_sha256"]
+__all__ = ["NpySet", "NpzSet", "ZarrSet", "check_values", "index_ids", "read_table", "check_coords", "file_sha256", "tree_sha256"]
 
 #: Presentation coordinates the recorder adds itself: no stimulus set may define them.
 
@@ -397,6 +397,46 @@ def tree_sha256(root: Path | str, files: Iterable[str]) -> str:
     for rel in files:
         digest.update(f"{rel}\0{file_sha256(Path(root, rel))}\n".encode("utf-8"))
     return digest.hexdigest()
+
+
+def check_values(stimuli: StimulusSet, chunk: int = 1024) -> None:
+    """Refuse a set with no images, or a set read from a float array holding NaN or inf.
+
+    Generated sets and decoded image files cannot hold non-finite values; float arrays read from
+    ``.npy``, ``.npz`` or zarr files are scanned ``chunk`` images at a time (the files are read
+    whole anyway, for their sha256).
+
+    Raises
+    ------
+    StimulusError
+        Naming the file and the set, the number of bad images and the first one's index and
+        ``stimulus_id``.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> d = tempfile.mkdtemp(); x = np.zeros((3, 4, 4)); x[1, 0, 0] = np.nan; np.save(os.path.join(d, "x.npy"), x)
+    >>> check_values(NpySet("noise", os.path.join(d, "x.npy")))
+    Traceback (most recent call last):
+    ...
+    neurorecord.errors.StimulusError: .../x.npy: stimuli 'noise': 1 of 3 images hold NaN or inf values, the first image 1 (stimulus_id 'noise-1'); stimuli must be finite numbers
+    """
+    where = f"{stimuli.path}: " if hasattr(stimuli, "path") else ""
+    if len(stimuli) == 0:
+        raise StimulusError(f"{where}stimuli '{stimuli.name}': expected at least one image, found none")
+    if not isinstance(stimuli, _ArraySet) or not np.issubdtype(stimuli._array.dtype, np.floating):
+        return
+    bad: list[int] = []
+    n = len(stimuli)
+    for start in range(0, n, chunk):
+        block = np.asarray(stimuli._array[start : start + chunk])
+        bad += (start + np.flatnonzero(~np.isfinite(block.reshape(len(block), -1)).all(axis=1))).tolist()
+    if bad:
+        first = bad[0]
+        raise StimulusError(
+            f"{where}stimuli '{stimuli.name}': {len(bad)} of {n} images hold NaN or inf values, the first image {first} "
+            f"(stimulus_id {str(stimuli.parameters()['stimulus_id'][first])!r}); stimuli must be finite numbers"
+        )
 
 
 def _image_shape(shape: tuple[int, ...], dtype: Any, path: Path, name: str, array: str = "") -> tuple[int, int, int]:

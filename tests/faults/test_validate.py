@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 import neurorecord
@@ -26,6 +27,8 @@ def build():
     return Twice()
 """
 UNUSED = TWICE.replace("Twice", "Unused").replace("self.relu(self.b(self.relu(self.a(self.flat(x)))))", "self.b(self.a(self.flat(x)))")
+
+EXTRA = DIGITS_MLP.replace("    split: test\n", "    split: test\n  - {name: extra, kind: npy, path: imgs.npy}\n")
 
 CASES = [
     # (name, protocol text, files, expected message)
@@ -48,6 +51,10 @@ CASES = [
     ("lesions of a TorchScript subject", DIGITS_MLP.replace("zoo: digits-mlp", "torchscript: m.ts") .replace("[fc1, fc2, fc3]", "['1']")
      + "lesions:\n  - {name: g, region: '1', evaluate: digits}\n", {"script": True},
      r"lesions\[0\]: lesion sweeps silence units with hooks, and a TorchScript subject takes none"),
+    ("stimuli holding NaN", EXTRA, {"values": np.nan},
+     r"imgs.npy: stimuli 'extra': 2 of 4 images hold NaN or inf values, the first image 1 \(stimulus_id 'extra-1'\)"),
+    ("stimuli holding inf", EXTRA, {"values": np.inf}, r"imgs.npy: stimuli 'extra': 2 of 4 images hold NaN or inf values"),
+    ("a set of no images", EXTRA, {"values": None}, r"imgs.npy: stimuli 'extra': expected at least one image, found none"),
 ]
 
 
@@ -60,6 +67,12 @@ def test_refused_before_the_run(write_protocol, tmp_path, name, text, files, mes
         if file == "npy":
             np.save(tmp_path / "imgs.npy", np.zeros((4, 1, 8, 8), dtype=np.float32))
             np.save(tmp_path / "labels.npy", np.array([0, 1, 2, content]))
+        elif file == "values":  # images 1 and 3 hold a bad value; None: an array of no images
+            images = np.zeros((0 if content is None else 4, 1, 8, 8), dtype=np.float32)
+            if content is not None:
+                images[1:, 0, 2, 3] = content
+                images[2] = 0.5
+            np.save(tmp_path / "imgs.npy", images)
         elif file == "script":
             torch.jit.script(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))).save(str(tmp_path / "m.ts"))
         else:

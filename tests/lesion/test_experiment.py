@@ -166,7 +166,7 @@ def test_interrupted_sweep_resumes_without_redoing_blocks(write_protocol, tmp_pa
     assert state.stage == "lesioning" and state.lesions_done == {"fc2-single": experiment.BLOCK}
     first_plan = calls[1][1:]  # the second block was given the pass sizes the first one measured
     assert calls[0][1:] == (None, None) and None not in first_plan
-    measured = zarr.open_group(tmp_path / "rec", mode="r")["lesions/fc2-single/progress"].attrs["how"]
+    measured = zarr.open_group(tmp_path / "rec", mode="r")["progress/lesions/fc2-single"].attrs["how"]
     assert (measured["pack_size"], measured["stimulus_chunk"]) == first_plan
     calls.clear()
     monkeypatch.setattr(experiment, "_run_block", lambda *a: calls.append((len(a[1]), *a[3:])) or real(*a))
