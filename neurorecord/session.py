@@ -31,7 +31,7 @@ import torch
 import xarray as xr
 
 from . import store
-from .errors import NeurorecordError, RegionError, SubjectError
+from .errors import NeurorecordError, RegionError, StoreError, SubjectError
 from .protocol import Protocol, load_protocol
 from .record.plan import PresentationPlan
 from .record.regions import RegionLayout, RegionTap, check_regions, reduce_output, reduce_time_output, region_layout
@@ -361,6 +361,9 @@ def run(
     >>> float(tree["behaviour"]["correct"].mean()) > 0.9
     True
     """
+    if resume and overwrite:
+        raise StoreError("resume, overwrite: expected at most one of them (resume continues the run in out, "
+                         "overwrite records it again from the start), found both")
     if not isinstance(protocol, Protocol):
         protocol = load_protocol(protocol)
     out = Path(out)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import NeurorecordError
 
@@ -169,11 +171,23 @@ def _os_error(exc: OSError) -> str:
     return text
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                      line: str | None = None) -> None:
+    """Show a warning to a command-line user as one line: the package's own as they are, another
+    library's with that library's name (no source path, no code line)."""
+    text = (str(message).strip().splitlines() or [category.__name__])[0]
+    parts = Path(filename).parts
+    origin = parts[parts.index("site-packages") + 1] if "site-packages" in parts[:-1] else ""
+    print(f"warning: {text}" + (f" ({origin}, {category.__name__})" if origin and origin != "neurorecord" else ""), file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``neurorecord`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            return args.func(args)
     except NeurorecordError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

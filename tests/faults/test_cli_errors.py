@@ -30,6 +30,13 @@ def _setup(case: str, tmp: Path) -> tuple[list[str], dict[str, str], str]:
     if case == "out under a file":
         (tmp / "afile").write_text("x")
         return ["run", str(DEFAULT), "--out", str(tmp / "afile" / "run"), "--quiet"], {}, "afile/run: Not a directory"
+    if case == "out in a read-only file system":
+        return ["run", str(DEFAULT), "--out", "/proc/neurorecord-run", "--quiet"], {}, "/proc/neurorecord-run"
+    if case == "out a dangling symlink":
+        (tmp / "link").symlink_to(tmp / "nowhere")
+        return ["run", str(DEFAULT), "--out", str(tmp / "link"), "--quiet"], {}, "link"
+    if case == "stimuli out in a read-only file system":
+        return ["stimuli", str(DEFAULT), "--out", "/proc/sheet.png"], {}, "/proc/sheet.png"
     if case == "schema out in a missing folder of /proc":
         return ["schema", "--out", "/proc/none/s.json"], {}, "/proc/none"
     if case == "deeply nested YAML":
@@ -54,7 +61,7 @@ def _setup(case: str, tmp: Path) -> tuple[list[str], dict[str, str], str]:
     raise AssertionError(case)
 
 
-CASES = ["out under a file", "schema out in a missing folder of /proc", "deeply nested YAML", "absurd dpi",
+CASES = ["out under a file", "out in a read-only file system", "out a dangling symlink", "stimuli out in a read-only file system", "schema out in a missing folder of /proc", "deeply nested YAML", "absurd dpi",
          "cache path is a file", "corrupt zoo cache", "weights that need pickle"]
 
 
@@ -66,3 +73,24 @@ def test_one_error_line_and_exit_2(tmp_path, case):
     assert "Traceback" not in proc.stderr and "weights_only=False" not in proc.stderr, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if "error:" in line]  # argparse prints its usage above
     assert len(lines) == 1 and expected in lines[0], proc.stderr
+
+
+def test_library_warnings_are_one_line(monkeypatch, capsys):
+    """A warning raised while a command runs is one ``warning:`` line: no source path, no code line."""
+    import warnings
+
+    import numpy as np
+
+    from neurorecord.cli import main as cli
+
+    def noisy(args):
+        warnings.warn("neurorecord's own warning\nwith a second line", UserWarning)
+        np.log(np.zeros(1))  # numpy's RuntimeWarning: divide by zero
+        return 0
+
+    monkeypatch.setattr(cli, "_cmd_validate", noisy)
+    assert cli.main(["validate", str(DEFAULT)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == "warning: neurorecord's own warning"
+    assert err[1].startswith("warning: divide by zero encountered in log"), err
+    assert len(err) == 2
