@@ -94,3 +94,27 @@ def test_library_warnings_are_one_line(monkeypatch, capsys):
     assert err[0] == "warning: neurorecord's own warning"
     assert err[1].startswith("warning: divide by zero encountered in log"), err
     assert len(err) == 2
+
+
+def test_a_full_disk_is_one_line_and_leaves_the_store_incomplete(tmp_path):
+    """Writes refused part-way (a file-size limit, as a full disk refuses them: Python ignores
+    SIGXFSZ, so the write raises) end in one error line; the store says it is incomplete."""
+    import os
+    import resource
+
+    from neurorecord.store import read_run_state
+    from neurorecord.subjects.zoo import load_zoo_subject
+
+    load_zoo_subject("digits-mlp")  # trained and cached first: the limit is for the store's writes
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "neurorecord.cli.main", "run", str(DEFAULT), "--out", str(out), "--quiet"],
+                          capture_output=True, text=True, cwd=tmp_path, preexec_fn=limit, env=dict(os.environ), timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("error:") == 1, proc.stderr
+    assert "File too large" in proc.stderr, proc.stderr
+    state = read_run_state(out)
+    assert state is not None and not state.complete
