@@ -109,3 +109,33 @@ def test_analysis_doc_snippets_run(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     if ECKER_FILE.is_file():
         assert namespace["direction_tuned"].neuroid_ids, "the V1 snippets ran"
     assert len(namespace["responsive"]) > 0
+
+
+@pytest.mark.slow
+def test_functional_populations_page_runs_and_its_numbers_are_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """docs/functional-populations.md's snippets run in order, and the numbers it quotes for the
+    default run are what they print."""
+    import shutil
+
+    shutil.copytree(REPO / "protocols", tmp_path / "protocols")
+    monkeypatch.chdir(tmp_path)
+    blocks = _python_blocks((REPO / "docs" / "functional-populations.md").read_text(encoding="utf-8"))
+    assert len(blocks) == 6
+    ns: dict = {"__name__": "functional_populations_md"}
+    for i, block in enumerate(blocks):
+        exec(compile(block, f"functional-populations.md, snippet {i}", "exec"), ns)
+    assert int(ns["response"]["silent"].sum()) == 20 and int(ns["lesion"]["silent"].sum()) == 39
+    assert (ns["by_activity"].attrs["k_chosen"], ns["by_lesion"].attrs["k_chosen"]) == (7, 4)
+    assert round(float(ns["by_activity"]["stability"]), 2) == 0.44 and round(float(ns["by_lesion"]["stability"]), 2) == 0.49
+    agreement = ns["agreement"]
+    assert agreement.attrs["n_units"] == 61
+    assert round(float(agreement["value"].sel(measure="ari")), 2) == 0.27 and round(float(agreement["value"].sel(measure="ami")), 2) == 0.38
+    assert (agreement["p"].values == 0.001).all()
+    match = ns["match"]
+    assert round(float(match["fraction_match"]) * 61) == 24 and round(float(match["chance"]), 2) == 0.21 and float(match["p"]) == 0.001
+    rho = ns["correlations"]["spearman"].sel(indicator2="lesion_impact")
+    assert round(float(rho.sel(indicator="magnitude")), 2) == 0.40 and round(float(rho.sel(indicator="csi")), 2) == -0.25
+    assert round(float(rho.sel(indicator="lifetime_sparseness")), 2) == -0.11
+    prediction = ns["prediction"]
+    assert float(prediction["recall"].sel(indicator="magnitude")) == 0.3 and round(float(prediction["p"].sel(indicator="magnitude")), 2) == 0.07
+    assert float(prediction["recall"].max()) < 0.5  # no indicator finds most of the damaging units

@@ -28,6 +28,7 @@ ANALYSES = {
     "dprime": (analysis.selectivity, {"index": "dprime"}, False),
     "lifetime_sparseness": (analysis.selectivity, {"index": "lifetime_sparseness"}, False),
     "magnitude": (analysis.selectivity, {"index": "magnitude"}, False),
+    "response_profiles": (analysis.response_profiles, {}, False),
     "rayleigh": (analysis.rayleigh, {"period": 360.0}, True),
     "osi": (analysis.selectivity, {"index": "osi"}, True),
     "dsi": (analysis.selectivity, {"index": "dsi"}, True),
