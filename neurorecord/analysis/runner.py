@@ -40,7 +40,7 @@ def compute_analysis(spec: BaseModel, activity: xr.DataArray, seed: int = 0) -> 
     elif isinstance(spec, UnitTestAnalysis):
         ds = getattr(stats, spec.kind)(activity, spec.by, correction=spec.correction)
     elif isinstance(spec, RayleighAnalysis):
-        ds = stats.rayleigh(activity, spec.by, period=spec.period, correction=spec.correction)
+        ds = stats.rayleigh(activity, spec.by, period=spec.period, correction=spec.correction, seed=seed)
     elif isinstance(spec, SelectivityAnalysis):
         kwargs = {"negative": spec.negative} if spec.index not in ("dprime", "magnitude") else {}
         ds = selectivity(activity, spec.by, spec.index, **kwargs)
@@ -49,7 +49,7 @@ def compute_analysis(spec: BaseModel, activity: xr.DataArray, seed: int = 0) -> 
     elif isinstance(spec, PopulationAnalysis):
         ds = define_population(
             spec.name, activity, test=spec.test, by=spec.by, q_below=spec.q_below, condition=spec.condition,
-            index=spec.index, index_above=spec.index_above, period=spec.period, correction=spec.correction,
+            index=spec.index, index_above=spec.index_above, period=spec.period, correction=spec.correction, seed=seed,
         ).to_dataset()
     else:  # pragma: no cover - the schema admits no other kind
         raise TypeError(f"unhandled analysis kind {getattr(spec, 'kind', spec)!r}")

@@ -249,3 +249,19 @@ def test_negative_responses_and_text_angles_are_refused():
     with pytest.raises(AnalysisError, match=r"by: expected angles in degrees \(numbers\) for the rayleigh test, "
                                             r"found coordinate 'direction' with values such as '0'"):
         stats.rayleigh(text, "direction", period=360)
+
+
+def test_protocol_analyses_draw_their_permutations_from_the_protocol_seed():
+    """A protocol's rayleigh and rayleigh-rule population entries use the protocol's seed (the
+    runner passes it on), so two seeds give two nulls and one seed one result."""
+    from neurorecord.analysis.runner import compute_analysis
+    from neurorecord.protocol.schema import PopulationAnalysis, RayleighAnalysis
+
+    activity = counts_activity(np.full((8, 6), 5.0), np.full(8, 6), seed=1)
+    specs = [RayleighAnalysis(name="r", kind="rayleigh", by="direction", period=360.0),
+             PopulationAnalysis(name="p", kind="population", test="rayleigh", by="direction", period=360.0, q_below=0.5)]
+    for spec in specs:
+        first, again, other = (compute_analysis(spec, activity, seed=s) for s in (3, 3, 4))
+        p = "p" if "p" in first else next(v for v in first.data_vars if v.startswith("p"))
+        assert np.array_equal(first[p].values, again[p].values, equal_nan=True)
+        assert not np.array_equal(first[p].values, other[p].values, equal_nan=True), spec.kind
