@@ -2,15 +2,15 @@
 
 This is the only module that knows the order of the stages::
 
-    creating -> recording -> analysing -> lesioning -> complete
+    creating -> recording -> analysing -> lesioning -> studying -> complete
 
 :func:`prepare` builds the subject and the stimulus sets and checks everything a protocol asks
 for against them (regions, analyses' coordinates and indices, lesion targets, behaviour) with
 one probe pass, so a protocol that ``neurorecord validate`` accepts does not fail later for a
 reason knowable before the run. :func:`run` then creates the store (:mod:`neurorecord.store`),
-streams the recording (:mod:`neurorecord.record`), runs the analyses (:mod:`neurorecord.analysis`)
-and the lesion sweeps (:mod:`neurorecord.lesion`), advancing the run state after each step, so a
-killed run resumes where it stopped. The subject is left as it was found: no hook, the same
+streams the recording (:mod:`neurorecord.record`), runs the analyses (:mod:`neurorecord.analysis`),
+the lesion sweeps (:mod:`neurorecord.lesion`) and the studies (:mod:`neurorecord.analysis.study`),
+advancing the run state after each step, so a killed run resumes where it stopped. The subject is left as it was found: no hook, the same
 train/eval flags and parameters, after every stage and after an error.
 """
 
@@ -95,6 +95,10 @@ class Experiment:
                 f"region   {layout.region:<16} {layout.module_type:<12} output {layout.output_shape} -> "
                 f"{layout.n_neuroid} neuroids{how}, {nbytes / 1e6:.1f} MB"
             )
+        for entry in self.protocol.study:
+            methods = ", ".join(f"{m.method}/{m.criterion}" for m in entry.methods)
+            lines.append(f"study    {entry.name}: functional populations of {entry.region} by {entry.by} and by lesions "
+                         f"{entry.lesions} ({methods}; n_boot {entry.n_boot}, n_perm {entry.n_perm})")
         if self.n_outputs is not None:
             lines.append(f"behaviour {self.n_outputs} output units per presentation, predicted class, correct where labelled")
         return "\n".join(lines)
@@ -178,6 +182,7 @@ def _prepare(protocol: Protocol, device: str | None) -> Experiment:
             loc=("lesions",),
         )
     _check_analyses(protocol, plan, variability)
+    _check_studies(protocol, plan, variability)
     check_regions(subject.model, rec.regions)
     for i, region in enumerate(rec.regions):
         if region in RESERVED_NODES:
@@ -264,6 +269,14 @@ def _check_analyses(protocol: Protocol, plan: PresentationPlan, variability: Tri
         check_analysis_plan(protocol.analyses, {**plan.coords(), **variability.coords()})
 
 
+def _check_studies(protocol: Protocol, plan: PresentationPlan, variability: TrialVariability) -> None:
+    """Every ``study:`` entry against the presentation coordinates (:func:`~neurorecord.analysis.checks.check_study_plan`)."""
+    if protocol.study:
+        from .analysis.checks import check_study_plan
+
+        check_study_plan(protocol.study, protocol.lesions, {**plan.coords(), **variability.coords()})
+
+
 def _check_lesion(i: int, lesion: Any, subject: Subject, plan: PresentationPlan, probe: torch.Tensor, result: Any) -> None:
     """Check a ``lesions:`` entry against the subject, its output and the stimuli before any work starts."""
     if isinstance(subject.model, torch.jit.ScriptModule):
@@ -324,7 +337,7 @@ def run(
     device: str | None = None,
     quiet: bool = False,
 ) -> xr.DataTree:
-    """Run a protocol: record every region into a zarr store at ``out``, then its analyses and lesions.
+    """Run a protocol: record every region into a zarr store at ``out``, then its analyses, lesions and studies.
 
     Parameters
     ----------
@@ -404,6 +417,10 @@ def run(
 
                 run_lesion_sweeps(protocol, exp.subject.model, exp.plan.sets, exp.device, out,
                                   state.lesions_done, lambda: store.write_run_state(group, state), quiet)
+            state.stage = "studying"
+            store.write_run_state(group, state)
+        if state.stage == "studying":
+            _study(out, exp, quiet)  # deterministic: recomputed whole on resume
             state.stage = "complete"
             group.attrs.update({"complete": True, "finished": _now(), store.MANIFEST_ATTR: store.manifest(out),
                                 store.RUN_ATTR: asdict(state)})
@@ -558,3 +575,17 @@ def _analyse(out: Path, exp: Experiment, quiet: bool) -> None:
     for path in run_analyses(exp.protocol, tree, out):
         if not quiet:
             print(f"analysis written: {path}", file=sys.stderr)
+
+
+def _study(out: Path, exp: Experiment, quiet: bool) -> None:
+    """Run the protocol's ``study:`` entries on the recording and the lesion results (re-run whole after an interruption)."""
+    if not exp.protocol.study:
+        return
+    from .analysis.study import run_studies
+
+    tree = store.open_recording(out, allow_incomplete=True)
+    written = run_studies(exp.protocol, tree, out)
+    if not quiet:
+        for entry in exp.protocol.study:
+            n = sum(path.startswith(f"{store.ANALYSES_NODE}/{entry.region}/{entry.name}/") for path in written)
+            print(f"study written: {store.ANALYSES_NODE}/{entry.region}/{entry.name} ({n} nodes)", file=sys.stderr)

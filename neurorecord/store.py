@@ -97,7 +97,8 @@ class RunState:
 
     ``stage`` is ``creating`` (store skeleton being written), ``recording``, ``analysing``
     (the protocol's ``analyses:`` being run), ``lesioning`` (its ``lesions:``; ``lesions_done``
-    counts each sweep's finished lesions, -1 once its results are written) or ``complete``; ``batches_done`` batches of ``batch_size`` presentations are on disk.
+    counts each sweep's finished lesions, -1 once its results are written), ``studying`` (its ``study:``
+    entries, recomputed whole on resume) or ``complete``; ``batches_done`` batches of ``batch_size`` presentations are on disk.
     """
 
     protocol_name: str

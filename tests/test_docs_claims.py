@@ -7,7 +7,7 @@ import tomllib
 
 import pytest
 
-from neurorecord.protocol.schema import LesionSpec, Protocol, RecordSpec, SubjectSpec
+from neurorecord.protocol.schema import FunctionalPopulationsStudy, LesionSpec, Protocol, RecordSpec, SubjectSpec
 from neurorecord.subjects.zoo import ZOO, load_zoo_subject
 from tests.conftest import REPO
 
@@ -28,7 +28,8 @@ def _literal(default: str) -> object:
     return {"true": True, "false": False, "[]": [], "{}": {}}.get(text, text)
 
 
-@pytest.mark.parametrize("section, model", [("subject", SubjectSpec), ("record", RecordSpec), ("lesions", LesionSpec)])
+@pytest.mark.parametrize("section, model", [("subject", SubjectSpec), ("record", RecordSpec), ("lesions", LesionSpec),
+                                            ("study", FunctionalPopulationsStudy)])
 def test_hand_written_key_tables_list_every_key_with_its_default(section, model):
     table = _hand_table(section)
     assert set(table) == set(model.model_fields), f"## {section}: keys in the docs differ from the schema"

@@ -9,7 +9,9 @@ import pytest
 
 import neurorecord
 from neurorecord.analysis.runner import load_analysis, load_population
+from neurorecord import store
 from neurorecord.cli.main import main
+from neurorecord.errors import NeurorecordError
 
 PROTOCOLS = Path(__file__).resolve().parents[1] / "protocols"
 ALL = sorted(p.name for p in PROTOCOLS.glob("*.yaml"))
@@ -17,7 +19,7 @@ ALL = sorted(p.name for p in PROTOCOLS.glob("*.yaml"))
 
 def test_the_promised_protocols_exist():
     assert {"digits.yaml", "orientation-tuning.yaml", "direction-tuning.yaml", "gabor-rf-mapping.yaml", "entry-point.yaml",
-            "lesion-study.yaml"} <= set(ALL)
+            "lesion-study.yaml", "functional-populations.yaml"} <= set(ALL)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -75,3 +77,85 @@ def test_lesion_study_runs(tmp_path):
     change = single["delta_accuracy"].sel({"class": "3"}).values
     assert change[member].mean() < change[~member].mean()  # members matter more, one by one too, but none alone significantly
     assert tree["lesions/fc2-single"].to_dataset()["unit_change"].sizes["neuroid"] == 110  # fc3 and out
+
+
+def test_functional_populations_runs(tmp_path):
+    """Every region's study is stored: profiles, both clusterings per method, their agreement, the unit-by-unit
+    match, indicators, correlations, prediction, and each cluster as a population; labels kept, p in (0, 1]."""
+    out = tmp_path / "out"
+    tree = neurorecord.run(PROTOCOLS / "functional-populations.yaml", out, quiet=True)
+    assert tree.attrs["complete"] is True  # the opened tree, read once (each read of the path opens the whole store)
+    for region in ("fc1", "fc2", "fc3"):
+        name = f"{region}-populations"
+        nodes = ["response_profiles", "lesion_profiles", "match", "indicators", "correlations", "prediction"]
+        for label in ("kmeans-gap", "average-silhouette"):
+            nodes += [f"clusters/{label}-activity", f"clusters/{label}-lesion", f"agreement/{label}"]
+        for node in nodes:
+            ds = load_analysis(tree, region, f"{name}/{node}")
+            assert ds.attrs["seed"] == 0 and "method" in ds.attrs and "null" in ds.attrs, node
+            if "neuroid" in ds.dims:
+                assert all(str(i).startswith(f"{region}.") for i in ds["neuroid_id"].values), node
+        for label in ("kmeans-gap", "average-silhouette"):
+            agreement = load_analysis(tree, region, f"{name}/agreement/{label}")
+            assert agreement.attrs["method"] == label.split("-")[0] and agreement.attrs["criterion"] == label.split("-")[1]
+            assert ((agreement["p"] > 0) & (agreement["p"] <= 1)).all()
+            clusters = load_analysis(tree, region, f"{name}/clusters/{label}-activity")
+            k = clusters.attrs["k_chosen"]
+            members = [load_population(tree, region, f"{name}/populations/{label}-activity-{j}") for j in range(k)]
+            assert sum(len(p) for p in members) == int((clusters["population"] >= 0).sum())
+            assert set(members[0].neuroid_ids) <= {str(v) for v in clusters["neuroid_id"].values}
+        match = load_analysis(tree, region, f"{name}/match")
+        assert 0 < float(match["p"]) <= 1 and float(match["fraction_match"]) > float(match["chance"])
+    # fc3 is the region of docs/functional-populations.md: the same numbers
+    fc3 = load_analysis(tree, "fc3", "fc3-populations/agreement/kmeans-gap")
+    assert (fc3.attrs["k_activity"], fc3.attrs["k_lesion"], fc3.attrs["n_units"]) == (7, 4, 61)
+    assert fc3["value"].values.round(2).tolist() == [0.27, 0.38]
+
+
+_SMALL = """neurorecord: 1
+name: small-study
+subject: {{zoo: digits-mlp}}
+stimuli: [{{name: digits, kind: digits}}]
+record: {{regions: [fc2, fc3]}}
+lesions:
+  - {{name: fc3-single, region: fc3, units: all, evaluate: digits}}
+  - {{name: fc3-group, region: fc3, units: [0, 1], evaluate: digits}}
+  - {{name: fc2-single, region: fc2, units: all, evaluate: digits}}
+study:
+  - {{name: fp, kind: functional_populations, region: fc3, {extra}}}
+"""
+
+
+@pytest.mark.parametrize("extra, match", [
+    ("lesions: fc3-singel", r"study\[0\]\.lesions: 'fc3-singel' is not a lesions: entry.*sweeps \(units: all\) of 'fc3': fc3-single"),
+    ("lesions: fc3-group", r"study\[0\]\.lesions: 'fc3-group' does not lesion each unit alone.*: fc3-single$"),
+    ("lesions: fc2-single", r"study\[0\]\.lesions: 'fc2-single' lesions region 'fc2', not the study's region 'fc3'"),
+    ("lesions: fc3-single, by: size", r"study\[0\]\.by: 'size' is not a presentation coordinate"),
+    ("lesions: fc3-single, methods: [{method: average, criterion: bic}]", r"criterion: 'bic' needs the likelihood of method 'gmm'"),
+])
+def test_a_bad_study_entry_is_refused_before_anything_is_written(tmp_path, extra, match):
+    path = tmp_path / "small.yaml"
+    path.write_text(_SMALL.format(extra=extra))
+    with pytest.raises(NeurorecordError, match=match) as error:
+        neurorecord.run(path, tmp_path / "out", quiet=True)
+    assert str(error.value).startswith(f"{path}:"), "the message gives the file and the entry's position"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_study_interrupted_is_recomputed_whole_on_resume(tmp_path):
+    path, out = tmp_path / "small.yaml", tmp_path / "out"
+    path.write_text(_SMALL.format(extra="lesions: fc3-single, methods: [{method: average, criterion: silhouette}], "
+                                        "n_boot: 5, n_perm: 99"))
+    neurorecord.run(path, out, quiet=True)
+    before = load_analysis(out, "fc3", "fp/agreement/average-silhouette")
+    group = store.open_writable(out)  # as if killed while writing the study: its stage, one node gone
+    state = store.read_run_state(out)
+    state.stage = "studying"
+    store.write_run_state(group, state)
+    group.attrs["complete"] = False
+    store.delete_node(out, "analyses/fc3/fp/agreement")
+    assert store.read_run_state(out).describe().startswith("INCOMPLETE: stage 'studying'")
+    tree = neurorecord.run(path, out, resume=True, quiet=True)
+    assert tree.attrs["complete"] is True and store.read_run_state(out).stage == "complete"
+    after = load_analysis(out, "fc3", "fp/agreement/average-silhouette")
+    assert before.identical(after)

@@ -77,9 +77,9 @@ def check_analysis_plan(analyses: Sequence[Any], coords: Mapping[str, np.ndarray
         _check_entry(i, entry, coords)
 
 
-def _fail(i: int, field: str, message: str, *extra: int) -> None:
-    path = f"analyses[{i}].{field}" + "".join(f"[{j}]" for j in extra)
-    raise AnalysisError(f"{path}: {message}", loc=("analyses", i, field, *extra))
+def _fail(i: int, field: str, message: str, *extra: int, key: str = "analyses") -> None:
+    path = f"{key}[{i}].{field}" + "".join(f"[{j}]" for j in extra)
+    raise AnalysisError(f"{path}: {message}", loc=(key, i, field, *extra))
 
 
 def _text(levels: np.ndarray) -> str:
@@ -87,7 +87,7 @@ def _text(levels: np.ndarray) -> str:
         ", ..." if len(levels) > 12 else "")
 
 
-def _levels(i: int, by: str, coords: Mapping[str, np.ndarray], *extra: int) -> np.ndarray:
+def _levels(i: int, by: str, coords: Mapping[str, np.ndarray], *extra: int, key: str = "analyses") -> np.ndarray:
     """The sorted distinct values of ``by`` as the analyses will group them; NaN refused."""
     values = np.asarray(coords[by])
     if values.dtype.kind in "iufb":
@@ -99,7 +99,7 @@ def _levels(i: int, by: str, coords: Mapping[str, np.ndarray], *extra: int) -> n
                 sets = f" (stimulus set{'s' if len(names) > 1 else ''} {', '.join(names)})"
             _fail(i, "by", f"expected a value of {by!r} on every presentation, found NaN on {int(missing.sum())} of "
                            f"{len(values)} presentations{sets}: the analyses run on every presentation, so every "
-                           f"stimulus set needs the parameter", *extra)
+                           f"stimulus set needs the parameter", *extra, key=key)
         return np.unique(values)
     return np.unique(values.astype(str))
 
@@ -149,3 +149,59 @@ def _check_entry(i: int, entry: Any, coords: Mapping[str, np.ndarray]) -> None:
                                       float(index.period) / 2)
             if problem:
                 _fail(i, "index", problem)
+
+
+def check_study_plan(studies: Sequence[Any], lesions: Sequence[Any], coords: Mapping[str, np.ndarray]) -> None:
+    """Check every ``study:`` entry of a protocol against the presentation coordinates.
+
+    Parameters
+    ----------
+    studies : sequence of study entries
+        ``protocol.study`` (:class:`neurorecord.protocol.schema.FunctionalPopulationsStudy`).
+    lesions : sequence of lesion entries
+        ``protocol.lesions``; each study names one of them (the schema has checked that).
+    coords : mapping of str to numpy.ndarray of shape (n_presentations,)
+        The coordinates on ``presentation`` the recording will have, as for
+        :func:`check_analysis_plan`.
+
+    Raises
+    ------
+    AnalysisError
+        For the first entry at fault, with ``loc`` ``("study", i, "by")`` and a message
+        ``study[i].by: ...``: ``by`` is not a presentation coordinate, is NaN on some
+        presentations, has fewer than two levels, or has fewer than two levels in common with
+        the classes (``label``) of the lesion entry's evaluated stimulus set, so a unit's
+        preferred condition cannot be compared with the class its lesion hurts most.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> coords = {"label": np.repeat(np.arange(3), 2), "stimulus_set": np.array(["digits"] * 6)}
+    >>> study = SimpleNamespace(by="size")
+    >>> try:
+    ...     check_study_plan([study], [], coords)
+    ... except ValueError as error:
+    ...     print(error.loc, error)
+    ('study', 0, 'by') study[0].by: 'size' is not a presentation coordinate of these stimuli; coordinates: label, stimulus_set
+    """
+    for i, entry in enumerate(studies):
+        by = entry.by
+        if by not in coords:
+            _fail(i, "by", f"{by!r} is not a presentation coordinate of these stimuli{did_you_mean(by, coords)}; "
+                           f"coordinates: {', '.join(sorted(coords))}", key="study")
+        found = _levels(i, by, coords, key="study")
+        if len(found) < 2:
+            _fail(i, "by", f"expected at least 2 distinct values of {by!r} (conditions to compare), found {len(found)} "
+                           f"({_text(found)})", key="study")
+        lesion = next((x for x in lesions if x.name == entry.lesions), None)
+        if lesion is None or "label" not in coords:
+            continue
+        evaluated = np.asarray(coords["stimulus_set"]) == lesion.evaluate if "stimulus_set" in coords else slice(None)
+        classes = np.unique(np.asarray(coords["label"])[evaluated].astype(str))
+        common = np.intersect1d(found.astype(str), classes)
+        if len(common) < 2:
+            _fail(i, "by", f"expected levels of {by!r} that are classes of the lesion entry {lesion.name!r} (the labels "
+                           f"of stimulus set {lesion.evaluate!r}: {_text(classes)}), so that each unit's preferred "
+                           f"condition can be compared with the class its lesion hurts most; found {len(common)} in common "
+                           f"(levels: {_text(found)})", key="study")

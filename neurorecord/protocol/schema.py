@@ -17,6 +17,7 @@ from ._base import Preprocess, StimulusBase
 from ._base import Strict as _Strict
 from .loaded import LOADED_SPECS
 from .parametric import PARAMETRIC_SPECS
+from .study import ClusteringChoice, FunctionalPopulationsStudy, StudySpec, check_study_entries
 
 FORMAT_VERSION = 1
 
@@ -38,6 +39,9 @@ __all__ = [
     "SELECTIVITY_INDICES",
     "RULE_INDICES",
     "LesionSpec",
+    "StudySpec",
+    "FunctionalPopulationsStudy",
+    "ClusteringChoice",
 ]
 
 
@@ -390,6 +394,9 @@ class Protocol(_Strict):
     record: RecordSpec = Field(..., description="Regions recorded and how.")
     analyses: list[AnalysisSpec] = Field(default_factory=list, description="Analyses run on the recording; results go under analyses/<region>/<name>.")
     lesions: list[LesionSpec] = Field(default_factory=list, description="Lesion experiments; results go under lesions/<name>.")
+    study: list[StudySpec] = Field(
+        default_factory=list, description="Studies run after the lesions (kind: functional_populations); results go under analyses/<region>/<name>."
+    )
 
     _path: Path | None = PrivateAttr(None)
     _text: str = PrivateAttr("")
@@ -421,6 +428,7 @@ class Protocol(_Strict):
                 raise ValueError(
                     f"analyses[{i}].regions: {unknown[0]!r} is not a recorded region; recorded: {', '.join(self.record.regions)}"
                 )
+        check_study_entries(self)
         return self
 
     def analysis_regions(self, analysis: BaseModel) -> list[str]:

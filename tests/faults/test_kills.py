@@ -209,3 +209,54 @@ def test_killed_while_writing_a_lesion_result_resumes(protocol, tmp_path):
     reference = tmp_path / "reference"
     neurorecord.run(protocol, reference, quiet=True)
     _assert_same(reference, out)
+
+
+# the run dies (SIGKILL-like os._exit) after writing the study's fourth result node
+DIE_WHILE_STUDYING = """
+import os, sys
+import neurorecord
+from neurorecord.analysis import study
+
+written = []
+save = study.save_result_node
+
+def save_then_die(path, node, result):
+    save(path, node, result)
+    written.append(node)
+    if len(written) == 4:
+        os._exit(9)
+
+study.save_result_node = save_then_die
+neurorecord.run(sys.argv[1], sys.argv[2], quiet=True)
+"""
+
+STUDY = """neurorecord: 1
+name: studied
+subject: {zoo: digits-mlp}
+stimuli: [{name: digits, kind: digits}]
+record: {regions: [fc3]}
+lesions: [{name: fc3-single, region: fc3, units: all, evaluate: digits, n_boot: 20}]
+study:
+  - {name: fp, kind: functional_populations, region: fc3, lesions: fc3-single, n_boot: 5, n_perm: 99,
+     methods: [{method: average, criterion: silhouette}]}
+"""
+
+
+def test_killed_while_writing_the_study_resumes(tmp_path):
+    """A run killed part-way through the study (stage ``studying``) computes it again whole on
+    resume, and the finished store equals an uninterrupted run's."""
+    path = tmp_path / "studied.yaml"
+    path.write_text(STUDY)
+    reference, out = tmp_path / "reference", tmp_path / "killed"
+    neurorecord.run(path, reference, quiet=True)
+    died = subprocess.run([sys.executable, "-c", DIE_WHILE_STUDYING, str(path), str(out)], capture_output=True, text=True)
+    assert died.returncode == 9, died.stderr
+    state = read_run_state(out)
+    assert state.stage == "studying" and not state.complete
+    tree = neurorecord.open_recording(out, allow_incomplete=True)
+    assert len([n for n in tree["analyses/fc3/fp"].subtree if n.has_data]) == 4
+    info = subprocess.run(CLI + ["info", str(out)], capture_output=True, text=True)
+    assert info.returncode == 0 and "INCOMPLETE" in info.stdout and "studying" in info.stdout, info.stdout + info.stderr
+    neurorecord.run(path, out, resume=True, quiet=True)
+    assert read_run_state(out).complete
+    _assert_same(reference, out)
