@@ -225,6 +225,7 @@ def _prepare(protocol: Protocol, device: str | None) -> Experiment:
     n_outputs = _check_behaviour(result, len(probe)) if rec.behaviour else None
     for i, lesion in enumerate(protocol.lesions):
         _check_lesion(i, lesion, subject, plan, probe, result)
+        _check_each_population(protocol, i, lesion, {**plan.coords(), **variability.coords()})
     # a time-resolved region's units are laid out like one time step's output
     layouts = {
         r: region_layout(r, subject.model.get_submodule(r), outputs[r] if rec.time is None else outputs[r][:, 0], rec.reduce,
@@ -275,6 +276,21 @@ def _check_studies(protocol: Protocol, plan: PresentationPlan, variability: Tria
         from .analysis.checks import check_study_plan
 
         check_study_plan(protocol.study, protocol.lesions, {**plan.coords(), **variability.coords()})
+
+
+def _check_each_population(protocol: Protocol, i: int, lesion: Any, coords: dict[str, np.ndarray]) -> None:
+    """A lesion of ``<name>-<level>`` from a ``condition: each`` population entry names a level of its ``by``."""
+    named = getattr(lesion.units, "population", None)
+    entries = [a for a in protocol.analyses if a.kind == "population" and a.condition == "each" and named is not None
+               and named.startswith(f"{a.name}-") and lesion.region in protocol.analysis_regions(a)]
+    if not entries or any(a.name == named for a in protocol.analyses):
+        return
+    entry = entries[0]
+    levels = [str(v.item() if hasattr(v, "item") else v) for v in np.unique(coords[entry.by])] if entry.by in coords else []
+    if named[len(entry.name) + 1:] not in levels:
+        raise NeurorecordError(
+            f"lesions[{i}].units: population {named!r} is not one of those {entry.name!r} defines (condition: each over "
+            f"{entry.by!r}); they are: {', '.join(f'{entry.name}-{v}' for v in levels)}", loc=("lesions", i, "units"))
 
 
 def _check_lesion(i: int, lesion: Any, subject: Subject, plan: PresentationPlan, probe: torch.Tensor, result: Any) -> None:

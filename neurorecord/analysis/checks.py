@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AnalysisError, did_you_mean
+from ..protocol.schema import EACH
 from ._levels import angle_problem, match_level, partner_problem
 from .selectivity import INDICES
 
@@ -136,7 +137,7 @@ def _check_entry(i: int, entry: Any, coords: Mapping[str, np.ndarray]) -> None:
             _fail(i, "by", f"expected at least {n_params} distinct angles modulo {entry.period:g} for a von Mises fit "
                            f"with {n_params} parameters, found {len(distinct)} ({_text(distinct)})")
     if kind == "population":
-        if entry.test.endswith("_ovr") or (index is not None and index.per_condition):
+        if (entry.test.endswith("_ovr") or (index is not None and index.per_condition)) and entry.condition != EACH:
             if match_level(found, entry.condition) is None:
                 _fail(i, "condition", f"expected a level of {by!r}, found {entry.condition!r}; levels: {_text(found)}")
         index = INDICES[index.threshold] if index is not None and index.threshold else None

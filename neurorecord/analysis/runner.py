@@ -14,6 +14,7 @@ import xarray as xr
 from pydantic import BaseModel
 
 from ..protocol.schema import (
+    EACH,
     PopulationAnalysis,
     Protocol,
     RayleighAnalysis,
@@ -26,7 +27,7 @@ from ..errors import AnalysisError, StoreError
 from ..store import ANALYSES_NODE, load_result_node, save_result_node
 from .populations import Population, define_population
 
-__all__ = ["compute_analysis", "select_time_window", "run_analyses", "save_analysis", "save_analysis_node", "load_analysis", "load_population", "ANALYSES_NODE"]
+__all__ = ["compute_analysis", "each_condition", "select_time_window", "run_analyses", "save_analysis", "save_analysis_node", "load_analysis", "load_population", "ANALYSES_NODE"]
 
 def compute_analysis(spec: BaseModel, activity: xr.DataArray, seed: int = 0) -> xr.Dataset:
     """Compute one protocol analysis entry on one region's activity (presentation x neuroid)."""
@@ -94,10 +95,29 @@ def run_analyses(protocol: Protocol, tree: xr.DataTree, store: str | os.PathLike
     written = []
     for spec in protocol.analyses:
         for region in protocol.analysis_regions(spec):
-            result = compute_analysis(spec, select_time_window(tree[region]["activity"], spec.window), seed=protocol.seed)
-            save_analysis(store, region, spec.name, result)
-            written.append(f"{ANALYSES_NODE}/{region}/{spec.name}")
+            activity = select_time_window(tree[region]["activity"], spec.window)
+            for entry in each_condition(spec, activity):
+                save_analysis(store, region, entry.name, compute_analysis(entry, activity, seed=protocol.seed))
+                written.append(f"{ANALYSES_NODE}/{region}/{entry.name}")
     return written
+
+
+def each_condition(spec: BaseModel, activity: xr.DataArray) -> list[BaseModel]:
+    """The entries a protocol entry stands for: a population entry with ``condition: each``
+    stands for one entry per level of ``by`` (in sorted order), named ``<name>-<level>``; any
+    other entry for itself.
+
+    >>> from neurorecord.protocol.schema import PopulationAnalysis
+    >>> spec = PopulationAnalysis(name="likes", kind="population", test="ttest_ovr", by="label", condition="each")
+    >>> a = xr.DataArray(np.zeros((4, 1)), dims=("presentation", "neuroid"), coords={"label": ("presentation", [1, 0, 1, 2])})
+    >>> [(e.name, e.condition) for e in each_condition(spec, a)]
+    [('likes-0', 0), ('likes-1', 1), ('likes-2', 2)]
+    """
+    if not isinstance(spec, PopulationAnalysis) or spec.condition != EACH:
+        return [spec]
+    levels = np.unique(np.asarray(activity[spec.by].values))
+    return [spec.model_copy(update={"name": f"{spec.name}-{level}", "condition": level.item() if hasattr(level, "item") else level})
+            for level in levels]
 
 
 def select_time_window(activity: xr.DataArray, window: str | tuple[float, float]) -> xr.DataArray:

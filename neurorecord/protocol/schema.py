@@ -272,13 +272,20 @@ class VonMisesAnalysis(_AnalysisBase):
     two_peaks: bool = Field(False, description="Fit a second peak 180 degrees from the first (direction tuning with an opposite-direction response).")
 
 
+#: ``condition`` of a population entry that defines one population per level of ``by``.
+EACH = "each"
+
+
 class PopulationAnalysis(_AnalysisBase):
     """A population: units passing ``test`` at ``q < q_below`` (and ``index > index_above``)."""
 
     kind: Literal["population"]
     test: Literal["anova", "kruskal", "ttest_ovr", "mannwhitney_ovr", "rayleigh"] = Field(..., description="The per-unit test the rule is based on.")
     q_below: float = Field(0.05, gt=0, le=1, description="Members have a corrected p-value (q) below this.")
-    condition: str | int | float | None = Field(None, description="The level of `by` a one-vs-rest test or d' is about (e.g. 3 for digit 3).")
+    condition: str | int | float | None = Field(
+        None, description="The level of `by` a one-vs-rest test or d' is about (e.g. 3 for digit 3); `each`: one population per "
+        "level of `by`, named `<name>-<level>` (likes-0 ... likes-9)."
+    )
     index: Literal[RULE_INDICES] | None = Field(  # type: ignore[valid-type]
         None, description="An index members must also exceed (with `index_above`); osi and dsi stand for their vector form."
     )
@@ -416,8 +423,11 @@ class Protocol(_Strict):
                 if value is not None and value not in sets:
                     raise ValueError(f"lesions[{i}].{key}: {value!r} is not a stimulus set of this protocol; sets: {', '.join(sets)}")
             if isinstance(lesion.units, PopulationUnits):
-                defined = [a.name for a in self.analyses if a.kind == "population" and lesion.region in self.analysis_regions(a)]
-                if lesion.units.population not in defined:
+                populations = [a for a in self.analyses if a.kind == "population" and lesion.region in self.analysis_regions(a)]
+                defined = [a.name + ("-<level>" if a.condition == EACH else "") for a in populations]
+                each = [a.name for a in populations if a.condition == EACH]
+                named = lesion.units.population
+                if named not in defined and not any(named.startswith(f"{name}-") for name in each):
                     raise ValueError(
                         f"lesions[{i}].units: population {lesion.units.population!r} is not defined for region {lesion.region!r} "
                         f"in analyses; populations there: {', '.join(defined) or 'none'}"
