@@ -106,6 +106,12 @@ def test_functional_populations_runs(tmp_path):
             assert set(members[0].neuroid_ids) <= {str(v) for v in clusters["neuroid_id"].values}
         match = load_analysis(tree, region, f"{name}/match")
         assert 0 < float(match["p"]) <= 1 and float(match["fraction_match"]) > float(match["chance"])
+    # `info` lists every study node, region by region in protocol order
+    from neurorecord.cli.info import describe_store
+
+    listed = [line.split()[1] for line in describe_store(out).splitlines() if line.startswith("analysis  ")]
+    regions_listed = [path.split("/")[1] for path in listed]
+    assert regions_listed == sorted(regions_listed, key=["fc1", "fc2", "fc3"].index) and set(regions_listed) == {"fc1", "fc2", "fc3"}
     # fc3 is the region of docs/functional-populations.md: the same numbers
     fc3 = load_analysis(tree, "fc3", "fc3-populations/agreement/kmeans-gap")
     assert (fc3.attrs["k_activity"], fc3.attrs["k_lesion"], fc3.attrs["n_units"]) == (7, 4, 61)

@@ -68,7 +68,8 @@ def describe_store(path: str | os.PathLike[str], check: bool = False) -> str:
     if "analyses" in tree.children:
         regions = list(attrs.get("regions", []))
         nodes = [n for n in tree["analyses"].subtree if n.has_data]
-        nodes.sort(key=lambda n: (regions.index(n.parent.name) if n.parent.name in regions else len(regions), n.name))
+        region_of = {n.path: n.path.strip("/").split("/")[1] for n in nodes}  # analyses/<region>/<name>[/...]
+        nodes.sort(key=lambda n: (regions.index(region_of[n.path]) if region_of[n.path] in regions else len(regions), n.path))
         for node in nodes:
             ds = node.to_dataset(inherit=False)
             what = ", ".join(f"{k}{tuple(ds[k].dims)}" for k in sorted(ds.data_vars))
