@@ -12,6 +12,10 @@ streams the recording (:mod:`neurorecord.record`), runs the analyses (:mod:`neur
 the lesion sweeps (:mod:`neurorecord.lesion`) and the studies (:mod:`neurorecord.analysis.study`),
 advancing the run state after each step, so a killed run resumes where it stopped. The subject is left as it was found: no hook, the same
 train/eval flags and parameters, after every stage and after an error.
+
+(Over 600 lines, one job: the run of a protocol. Its stages and the checks of ``prepare`` stay
+together because each check exists for a stage that follows; the checks are about half of it and
+are the next thing to move out, into a checks module of their own, if it grows.)
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import xarray as xr
 from . import store
 from .errors import NeurorecordError, RegionError, StoreError, SubjectError
 from .protocol import Protocol, load_protocol
+from .protocol.schema import EACH
 from .record.plan import PresentationPlan
 from .record.regions import RegionLayout, RegionTap, check_regions, reduce_output, reduce_time_output, region_layout
 from .record.stream import stream_batches
@@ -281,7 +286,7 @@ def _check_studies(protocol: Protocol, plan: PresentationPlan, variability: Tria
 def _check_each_population(protocol: Protocol, i: int, lesion: Any, coords: dict[str, np.ndarray]) -> None:
     """A lesion of ``<name>-<level>`` from a ``condition: each`` population entry names a level of its ``by``."""
     named = getattr(lesion.units, "population", None)
-    entries = [a for a in protocol.analyses if a.kind == "population" and a.condition == "each" and named is not None
+    entries = [a for a in protocol.analyses if a.kind == "population" and a.condition == EACH and named is not None
                and named.startswith(f"{a.name}-") and lesion.region in protocol.analysis_regions(a)]
     if not entries or any(a.name == named for a in protocol.analyses):
         return
