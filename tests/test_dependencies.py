@@ -25,16 +25,19 @@ print("torch" in sys.modules)
 
 
 #: The layers, lowest first: a module may import its own layer and those below, never one above.
-#: cli -> session -> (record, lesion, analysis, interop) -> (store, stimuli, subjects, protocol) -> (errors, _validation)
+#: cli -> session -> report -> plot -> (record, lesion, analysis, compare, interop)
+#:     -> (store, stimuli, subjects, protocol) -> (errors, _validation)
 LAYERS = [
     {"errors", "_validation"},
     {"store", "stimuli", "subjects", "protocol"},
-    {"record", "lesion", "analysis", "interop"},
+    {"record", "lesion", "analysis", "compare", "interop"},
+    {"plot"},
+    {"report"},
     {"session"},
     {"cli"},
 ]
 #: Torch-free packages: they must not import the torch side even sideways.
-TORCH_FREE = {"analysis", "store", "protocol", "errors", "_validation"}
+TORCH_FREE = {"analysis", "compare", "plot", "report", "store", "protocol", "errors", "_validation"}
 TORCH_SIDE = {"record", "lesion", "subjects", "session"}
 
 
