@@ -116,6 +116,20 @@ def test_functional_populations_runs(tmp_path):
     fc3 = load_analysis(tree, "fc3", "fc3-populations/agreement/kmeans-gap")
     assert (fc3.attrs["k_activity"], fc3.attrs["k_lesion"], fc3.attrs["n_units"]) == (7, 4, 61)
     assert fc3["value"].values.round(2).tolist() == [0.27, 0.38]
+    # population lesions against matched controls: the numbers of docs/functional-populations.md
+    for region, p_top in {"fc1": (0.48, 0.01, 0.01), "fc2": (0.68, 0.02, 0.01), "fc3": (0.24, 0.03, 0.01)}.items():
+        fx = tree[f"lesions/{region}-populations"].to_dataset().load().sel({"class": "overall"})
+        kind = fx["lesion_kind"].values
+        assert fx.attrs["n_controls"] == 99 and fx.attrs["study"] == f"{region}-populations"
+        for name, k in (("kmeans-gap-activity", "k_activity"), ("kmeans-gap-lesion", "k_lesion")):
+            k_chosen = load_analysis(tree, region, f"{region}-populations/agreement/kmeans-gap").attrs[k]
+            assert sum(str(n).startswith(name) for n in fx["lesion"].values) == k_chosen
+        activity_clusters = [n for n in fx["lesion"].values if "-activity-" in str(n)]
+        assert (fx["control_q"].sel(lesion=activity_clusters) < 0.05).all(), region  # every co-activation cluster
+        tops = fx["control_p"].sel(lesion=["top-selective", "top-magnitude", "top-impact"]).values.round(2).tolist()
+        assert tops == list(p_top), (region, tops)
+        for size in set(fx["n_units"].values[kind == "population"].tolist()):
+            assert ((kind == "control") & (fx["n_units"].values == size)).sum() == 99
 
 
 _SMALL = """neurorecord: 1
@@ -148,11 +162,33 @@ def test_a_bad_study_entry_is_refused_before_anything_is_written(tmp_path, extra
     assert not (tmp_path / "out").exists()
 
 
+def test_a_study_named_like_a_lesion_entry_is_refused_when_it_lesions_populations(tmp_path):
+    path = tmp_path / "small.yaml"
+    path.write_text(_SMALL.format(extra="lesions: fc3-single").replace("name: fc3-group", "name: fp"))
+    with pytest.raises(NeurorecordError, match=r"study\[0\]\.name: 'fp' is also a lesions: entry; the study's population "
+                                               r"lesions are written to lesions/fp"):
+        neurorecord.load_protocol(path)
+    path.write_text(_SMALL.format(extra="lesions: fc3-single, population_lesions: null").replace("name: fc3-group", "name: fp"))
+    neurorecord.load_protocol(path)  # without population lesions the names do not meet
+
+
+def test_population_lesions_null_lesions_no_population(tmp_path):
+    path, out = tmp_path / "small.yaml", tmp_path / "out"
+    path.write_text(_SMALL.format(extra="lesions: fc3-single, methods: [{method: average, criterion: silhouette}], "
+                                        "n_boot: 0, n_perm: 9, population_lesions: null"))
+    tree = neurorecord.run(path, out, quiet=True)
+    assert "fp" not in tree["lesions"].children and "top-impact" not in tree["analyses/fc3/fp/populations"].children
+
+
 def test_a_study_interrupted_is_recomputed_whole_on_resume(tmp_path):
     path, out = tmp_path / "small.yaml", tmp_path / "out"
     path.write_text(_SMALL.format(extra="lesions: fc3-single, methods: [{method: average, criterion: silhouette}], "
-                                        "n_boot: 5, n_perm: 99"))
-    neurorecord.run(path, out, quiet=True)
+                                        "n_boot: 5, n_perm: 99, population_lesions: {controls: 9, top_fraction: 0.05}"))
+    tree = neurorecord.run(path, out, quiet=True)
+    lesioned = tree["lesions/fp"].to_dataset().load()
+    populations = lesioned["lesion"].values[lesioned["lesion_kind"].values == "population"].tolist()
+    assert {"top-selective", "top-magnitude", "top-impact"} <= set(populations) and len(populations) > 3
+    assert load_population(tree, "fc3", "fp/populations/top-impact").table.attrs["k"] == 5
     before = load_analysis(out, "fc3", "fp/agreement/average-silhouette")
     group = store.open_writable(out)  # as if killed while writing the study: its stage, one node gone
     state = store.read_run_state(out)
@@ -160,8 +196,41 @@ def test_a_study_interrupted_is_recomputed_whole_on_resume(tmp_path):
     store.write_run_state(group, state)
     group.attrs["complete"] = False
     store.delete_node(out, "analyses/fc3/fp/agreement")
+    store.delete_node(out, "lesions/fp")
     assert store.read_run_state(out).describe().startswith("INCOMPLETE: stage 'studying'")
     tree = neurorecord.run(path, out, resume=True, quiet=True)
     assert tree.attrs["complete"] is True and store.read_run_state(out).stage == "complete"
     after = load_analysis(out, "fc3", "fp/agreement/average-silhouette")
     assert before.identical(after)
+    assert tree["lesions/fp"].to_dataset().load().identical(lesioned)
+
+
+@pytest.mark.slow
+def test_functional_populations_cnn_runs_on_a_subset(tmp_path):
+    """protocols/functional-populations-cnn.yaml as shipped, cut to conv1 with fewer resamples and
+    controls: channels recorded as means, lesioned whole, clustered, and each population lesioned
+    against controls of its size."""
+    import yaml
+
+    protocol = yaml.safe_load((PROTOCOLS / "functional-populations-cnn.yaml").read_text())
+    protocol["record"]["regions"] = ["conv1"]
+    protocol["lesions"] = [entry for entry in protocol["lesions"] if entry["region"] == "conv1"]
+    sets = ["top-selective", "top-magnitude", "top-impact"]  # clusters too would take minutes of conv passes here
+    protocol["study"] = [dict(entry, n_boot=5, n_perm=99, population_lesions={"controls": 9, "sets": sets})
+                         for entry in protocol["study"] if entry["region"] == "conv1"]
+    path = tmp_path / "cnn.yaml"
+    path.write_text(yaml.safe_dump(protocol))
+    tree = neurorecord.run(path, tmp_path / "out", quiet=True)
+    assert tree["conv1"]["activity"].sizes["neuroid"] == 16
+    fx = tree["lesions/conv1-populations"].to_dataset().load()
+    kind = fx["lesion_kind"].values
+    populations = fx["lesion"].values[kind == "population"].tolist()
+    assert sorted(populations) == sorted(sets)
+    assert int(fx["n_units"].sel(lesion="top-impact")) == 2  # 10 % of 16 channels
+    study = load_analysis(tree, "conv1", "conv1-populations/agreement/kmeans-gap")
+    assert study.attrs["n_units"] <= 16 and ((study["p"] > 0) & (study["p"] <= 1)).all()
+    sizes = fx["n_units"].values
+    for size in set(sizes[kind == "population"].tolist()):
+        assert ((kind == "control") & (sizes == size)).sum() == 9
+    p = fx["control_p"].sel(lesion=populations).values
+    assert ((p >= 0.1) & (p <= 1)).all()  # (1 + #) / (1 + 9)

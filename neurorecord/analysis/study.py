@@ -20,7 +20,7 @@ from ..store import ANALYSES_NODE, save_result_node
 from .agreement import indicator_correlations, partition_agreement, predicts_lesion_impact, preferred_vs_most_hurt, unit_indicators
 from .profiles import cluster_profiles, lesion_profiles, response_profiles
 
-__all__ = ["PROFILES", "functional_populations", "population_tables", "run_studies"]
+__all__ = ["PROFILES", "functional_populations", "population_tables", "run_studies", "top_sets"]
 
 #: The two kinds of profile a unit is clustered by, as they appear in node names.
 PROFILES = ("activity", "lesion")
@@ -165,13 +165,67 @@ def population_tables(clusters: xr.Dataset, name: str) -> dict[str, xr.Dataset]:
     return tables
 
 
+def top_sets(indicators: xr.Dataset, fraction: float, sets: Any = None) -> dict[str, xr.Dataset]:
+    """The top-k units by each indicator, as population tables: the sets a study lesions beside its clusters.
+
+    Parameters
+    ----------
+    indicators : xarray.Dataset, dim neuroid
+        From :func:`~neurorecord.analysis.unit_indicators`: ``csi``, ``magnitude``,
+        ``lesion_impact``.
+    fraction : float in (0, 1)
+        k is ``max(1, round(fraction * n_units))``.
+    sets : iterable of str, optional
+        Names from :data:`neurorecord.protocol.study.TOP_SETS` (default all): ``top-selective``
+        (highest ``csi``), ``top-magnitude``, ``top-impact`` (highest ``lesion_impact``).
+
+    Returns
+    -------
+    dict of str to xarray.Dataset
+        name -> a table over every unit: ``member`` (bool), ``rank`` (1 = highest; units
+        whose indicator is NaN rank last, ties in unit order); attrs ``rule``, ``population``,
+        ``indicator``, ``k``, ``n_members``, ``n_candidates``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ind = xr.Dataset({"csi": ("neuroid", [0.1, 0.9, np.nan, 0.5]), "magnitude": ("neuroid", [4.0, 1.0, 2.0, 3.0]),
+    ...                   "lesion_impact": ("neuroid", [0.0, 2.0, 1.0, 0.5])},
+    ...                  coords={"neuroid_id": ("neuroid", ["a", "b", "c", "d"])})
+    >>> tables = top_sets(ind, 0.5)
+    >>> {name: t["neuroid_id"].values[t["member"].values].tolist() for name, t in tables.items()}
+    {'top-selective': ['b', 'd'], 'top-magnitude': ['a', 'd'], 'top-impact': ['b', 'c']}
+    """
+    from ..protocol.study import TOP_SETS
+
+    n = indicators.sizes["neuroid"]
+    k = max(1, int(round(fraction * n)))
+    coords = {key: c for key, c in indicators.coords.items() if c.dims == ("neuroid",)}
+    tables = {}
+    for name in TOP_SETS if sets is None else sets:
+        if name not in TOP_SETS:
+            continue
+        indicator, what = TOP_SETS[name]
+        values = np.asarray(indicators[indicator].values, dtype=np.float64)
+        order = np.argsort(np.where(np.isnan(values), np.inf, -values), kind="stable")
+        rank = np.empty(n, np.int64)
+        rank[order] = np.arange(1, n + 1)
+        member = rank <= k
+        attrs = {"rule": f"the {k} units of highest {indicator}: {what}", "population": name, "indicator": indicator,
+                 "k": k, "fraction": float(fraction), "n_members": int(member.sum()), "n_candidates": int(n)}
+        tables[name] = xr.Dataset({"member": ("neuroid", member), "rank": ("neuroid", rank)}, coords=coords, attrs=attrs)
+    return tables
+
+
 def run_studies(protocol: Any, tree: xr.DataTree, store: str | os.PathLike[str]) -> list[str]:
     """Run every ``study:`` entry of ``protocol`` on ``tree`` and write the results into ``store``.
 
     Each entry's results go under ``analyses/<region>/<name>/`` (see
     :func:`functional_populations`), and each clustering's populations under
     ``analyses/<region>/<name>/populations/<method>-<criterion>-<activity|lesion>-<j>``, readable
-    with ``load_population(store, region, "<name>/populations/...")``. Returns the nodes written.
+    with ``load_population(store, region, "<name>/populations/...")``, and, with
+    ``population_lesions``, the top-k sets (:func:`top_sets`) as ``populations/top-selective``,
+    ``top-magnitude``, ``top-impact``. Returns the nodes written.
     """
     written = []
     for entry in protocol.study:
@@ -183,6 +237,10 @@ def run_studies(protocol: Any, tree: xr.DataTree, store: str | os.PathLike[str])
                 for pop, table in population_tables(ds, name.removeprefix("clusters/")).items():
                     table.attrs.update(study=ds.attrs["study"], seed=protocol.seed)
                     results[f"populations/{pop}"] = table
+        if entry.population_lesions is not None:
+            for pop, table in top_sets(results["indicators"], entry.population_lesions.top_fraction).items():
+                table.attrs.update(study=results["indicators"].attrs["study"], seed=protocol.seed)
+                results[f"populations/{pop}"] = table
         for name, ds in results.items():
             node = f"{ANALYSES_NODE}/{entry.region}/{entry.name}/{name}"
             save_result_node(store, node, ds)

@@ -15,7 +15,15 @@ from pydantic import Field, PositiveInt, model_validator
 from ._base import SET_NAME_PATTERN
 from ._base import Strict as _Strict
 
-__all__ = ["ClusteringChoice", "FunctionalPopulationsStudy", "StudySpec", "DEFAULT_METHODS", "check_study_entries"]
+__all__ = ["ClusteringChoice", "FunctionalPopulationsStudy", "PopulationLesions", "StudySpec", "DEFAULT_METHODS",
+           "TOP_SETS", "check_study_entries"]
+
+#: The indicator-defined sets a study lesions: name -> (indicator, what the set is).
+TOP_SETS = {
+    "top-selective": ("csi", "the most class-selective units (class selectivity index)"),
+    "top-magnitude": ("magnitude", "the units with the highest mean activation magnitude"),
+    "top-impact": ("lesion_impact", "the units whose single-unit lesion hurts overall accuracy most"),
+}
 
 
 class ClusteringChoice(_Strict):
@@ -41,6 +49,23 @@ def _default_methods() -> list[ClusteringChoice]:
     return [ClusteringChoice(method="kmeans", criterion="gap"), ClusteringChoice(method="average", criterion="silhouette")]
 
 
+class PopulationLesions(_Strict):
+    """Population lesions of a study: each population lesioned whole, against matched random controls."""
+
+    controls: PositiveInt = Field(
+        99, description="Random lesions of as many units of the region, per population size; the empirical p value "
+        "of a population is (1 + #controls at least as harmful) / (1 + controls).",
+    )
+    top_fraction: float = Field(
+        0.1, gt=0, lt=1, description="Size of the top-k sets (most selective, highest magnitude, highest single-unit "
+        "lesion impact), as a fraction of the region's units (at least one unit).",
+    )
+    sets: list[Literal["clusters", "top-selective", "top-magnitude", "top-impact"]] = Field(
+        default_factory=lambda: ["clusters", "top-selective", "top-magnitude", "top-impact"], min_length=1,
+        description="Which populations are lesioned: every cluster of every clustering, and the top-k sets.",
+    )
+
+
 #: The clusterings a study runs when ``methods`` is not given.
 DEFAULT_METHODS = tuple((c.method, c.criterion) for c in _default_methods())
 
@@ -53,7 +78,10 @@ class FunctionalPopulationsStudy(_Strict):
     agreement (ARI, AMI) is tested against a permutation null; the unit-by-unit match of
     preferred and most-hurt condition, the per-unit indicators, their correlations and how
     each predicts lesion impact are computed once. Results go under
-    ``analyses/<region>/<name>/...``.
+    ``analyses/<region>/<name>/...``. Then, unless ``population_lesions: null``, every
+    population (each cluster, and the top-k most selective, highest-magnitude and most
+    damaging units) is lesioned whole with the sweep entry's method, against matched random
+    lesions of as many units of the region; results under ``lesions/<name>``.
     """
 
     kind: Literal["functional_populations"] = Field(..., description="The kind of study (one so far).")
@@ -68,6 +96,11 @@ class FunctionalPopulationsStudy(_Strict):
     )
     n_boot: int = Field(100, ge=0, description="Bootstrap resamples: of the conditions (cluster stability) and of the units (indicator correlations).")
     n_perm: PositiveInt = Field(999, description="Permutations of each null (partition agreement, preferred vs most hurt, prediction of lesion impact).")
+    population_lesions: PopulationLesions | None = Field(
+        default_factory=PopulationLesions,
+        description="Lesion each population (clusters, top-k sets) against matched random controls; results under "
+        "lesions/<name>; `population_lesions: null` runs none.",
+    )
 
     @model_validator(mode="after")
     def _methods_once(self) -> "FunctionalPopulationsStudy":
@@ -98,6 +131,10 @@ def check_study_entries(protocol: Any) -> None:
         if entry.name in taken:
             raise ValueError(f"study[{i}].name: {entry.name!r} is already an analysis of region {entry.region!r} "
                              f"(analyses/{entry.region}/{entry.name}); choose another name")
+        lesion_names = [lesion.name for lesion in protocol.lesions]
+        if entry.population_lesions is not None and entry.name in lesion_names:
+            raise ValueError(f"study[{i}].name: {entry.name!r} is also a lesions: entry; the study's population lesions "
+                             f"are written to lesions/{entry.name}, so choose another name")
         if entry.region not in recorded:
             raise ValueError(f"study[{i}].region: {entry.region!r} is not a recorded region; recorded: {', '.join(recorded)}")
         sweeps = [lesion for lesion in protocol.lesions if lesion.units == "all" and lesion.region == entry.region]
