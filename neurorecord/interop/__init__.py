@@ -10,6 +10,12 @@ torch.
 - :func:`response_window`: spike count (or rate) in a window after stimulus onset;
 - :func:`from_neo`: trial-aligned ``neo.Segment`` objects to binned spike counts, or to bin
   means of their analog signals.
+- :func:`to_neo`: a recording to a ``neo.Block`` (a Segment per presentation) of analog
+  signals or seeded Poisson spike trains; :func:`to_nwb` / :func:`from_nwb`: a recording to an
+  NWB file (trials and units tables) and an NWB file's units and trials back to the layout.
+- :func:`to_rsatoolbox` / :func:`from_rsatoolbox`: a recording to and from an
+  ``rsatoolbox.data.Dataset``; :func:`to_brainscore_assembly`: a recording laid out as a
+  Brain-Score ``NeuroidAssembly`` (MultiIndex coords, ``identifier``).
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import sys
 from ..errors import InteropError
 from ..store import package_versions
 
-__all__ = ["InteropError", "ecker2010_path", "read_ecker2010", "response_window", "from_neo"]
+__all__ = ["InteropError", "ecker2010_path", "read_ecker2010", "response_window", "from_neo", "to_neo", "to_nwb", "from_nwb",
+           "to_rsatoolbox", "from_rsatoolbox", "to_brainscore_assembly"]
 
 
 def _provenance(converter: str, packages: tuple[str, ...]) -> dict[str, object]:
@@ -39,4 +46,8 @@ def _provenance(converter: str, packages: tuple[str, ...]) -> dict[str, object]:
 
 from .ecker2010 import ecker2010_path, read_ecker2010  # noqa: E402  (needs the helpers above)
 from .neo import from_neo  # noqa: E402
+from .neo_export import to_neo  # noqa: E402
+from .nwb import from_nwb, to_nwb  # noqa: E402
 from .window import response_window  # noqa: E402
+from .rsatoolbox import from_rsatoolbox, to_rsatoolbox  # noqa: E402
+from .brainscore import to_brainscore_assembly  # noqa: E402
