@@ -15,7 +15,7 @@ from .loaded import LOADED_BUILDERS, ImageFolderSet
 from .parametric import PARAMETRIC_BUILDERS
 from .preprocess import PreprocessedSet
 
-__all__ = ["StimulusSet", "DigitsSet", "NpySet", "NpzSet", "ZarrSet", "ImageFolderSet", "PreprocessedSet", "build_stimulus_set", "build_stimulus_sets", "digits_split", "load_digits_array"]
+__all__ = ["StimulusSet", "DigitsSet", "NpySet", "NpzSet", "ZarrSet", "ImageFolderSet", "PreprocessedSet", "build_stimulus_set", "build_stimulus_sets", "coordinate_attrs", "digits_split", "load_digits_array"]
 
 #: How each spec model becomes a stimulus set: ``builder(spec, protocol) -> StimulusSet``.
 BUILDERS: dict[type[BaseModel], Callable[[BaseModel, Protocol], StimulusSet]] = {
@@ -38,6 +38,22 @@ def build_stimulus_set(spec: BaseModel, protocol: Protocol) -> StimulusSet:
     check_values(built)
     preprocess = getattr(spec, "preprocess", None)
     return built if preprocess is None else PreprocessedSet(built, preprocess)
+
+
+def coordinate_attrs(sets: list[StimulusSet]) -> dict[str, dict]:
+    """CF-style attrs (``long_name``, ``units``, ``period``) of the ``presentation`` coordinates
+    that the sets give, for the recording to attach to them. Where two sets disagree on a
+    coordinate's attrs, only the keys they agree on are kept.
+
+    >>> from neurorecord.stimuli import DigitsSet
+    >>> coordinate_attrs([DigitsSet("digits", "test")])["stimulus_id"]
+    {'long_name': 'stimulus identifier'}
+    """
+    merged: dict[str, dict] = {}
+    for s in sets:
+        for name, attrs in s.coordinate_attrs().items():
+            merged[name] = dict(attrs) if name not in merged else {k: v for k, v in merged[name].items() if attrs.get(k) == v}
+    return merged
 
 
 def build_stimulus_sets(protocol: Protocol) -> list[StimulusSet]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["StimulusSet", "RESERVED_COORDS"]
+__all__ = ["StimulusSet", "RESERVED_COORDS", "COORD_ATTRS"]
 
 #: Coordinate names the recording sets itself (on presentation, neuroid and time_bin): a stimulus
 #: set's :meth:`StimulusSet.parameters` may not use them.
@@ -16,6 +16,16 @@ RESERVED_COORDS = frozenset({
     "neuroid", "neuroid_id", "region", "channel", "channel_y", "channel_x",
     "time_bin", "time_bin_start", "time_bin_end", "epoch", "activity",
 })
+
+
+#: CF-style attrs (``long_name``, ``units`` where the values have one) of the coordinates a
+#: stimulus set may give; :meth:`StimulusSet.coordinate_attrs` reads them.
+COORD_ATTRS: dict[str, dict[str, str]] = {
+    "stimulus_id": {"long_name": "stimulus identifier"},
+    "label": {"long_name": "class label"},
+    "category": {"long_name": "category name"},
+    "digit_index": {"long_name": "index of the image in sklearn's digits"},
+}
 
 
 class StimulusSet(abc.ABC):
@@ -52,6 +62,19 @@ class StimulusSet(abc.ABC):
     def images(self, index: np.ndarray) -> np.ndarray:
         """Images of the stimuli at ``index``: float32, shape (len(index), channels, height, width),
         or (len(index), time_steps, channels, height, width) for a sequence set."""
+
+    def coordinate_attrs(self) -> dict[str, dict[str, Any]]:
+        """CF-style attrs of the set's coordinates: ``{name: {"long_name": ..., "units": ...}}``.
+
+        Only coordinates with something to say are listed (``units`` only where the values
+        have a unit). The base set looks names up in :data:`COORD_ATTRS`; generated sets add
+        their parameters' units.
+
+        >>> from neurorecord.stimuli import DigitsSet
+        >>> DigitsSet("digits", "test").coordinate_attrs()["label"]
+        {'long_name': 'class label'}
+        """
+        return {name: dict(COORD_ATTRS[name]) for name in self.parameters() if name in COORD_ATTRS}
 
     def describe(self) -> dict[str, Any]:
         """Provenance of the set, JSON-serialisable; recorded in the store's ``stimulus_sets`` attribute.

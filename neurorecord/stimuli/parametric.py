@@ -64,6 +64,30 @@ _CHUNK_PIXELS = 2**22
 #: Sample-point offsets within a pixel (in pixels) for antialiased shapes: 8 x 8 per pixel
 #: (areas of bars and discs within 0.3% at any orientation; 4 x 4 errs by 1.6% at 45 deg).
 _SUB = (np.arange(8) + 0.5) / 8 - 0.5
+#: long_name of every generated-stimulus parameter (units come from ``parameter_unit``).
+_LONG_NAMES = {
+    "orientation": "orientation (wave vector, counter-clockwise from rightward)",
+    "direction": "direction of motion",
+    "spatial_frequency": "spatial frequency",
+    "temporal_frequency": "temporal frequency",
+    "phase": "phase",
+    "contrast": "Michelson contrast",
+    "x": "horizontal position from the image centre",
+    "y": "vertical position from the image centre (up)",
+    "sigma": "s.d. of the Gaussian envelope",
+    "length": "bar length",
+    "width": "bar width",
+    "aperture": "aperture diameter",
+    "plaid_angle": "angle between the plaid's components",
+    "dot_size": "dot diameter",
+    "dots": "number of dots",
+    "sample": "index of the random sample",
+    "waveform": "waveform",
+    "polarity": "polarity",
+    "color": "noise colour",
+}
+#: Period (deg) of the angular parameters whose tuning is circular.
+_PERIODS = {"orientation": 180.0, "direction": 360.0, "phase": 360.0}
 
 
 class ParametricSet(StimulusSet):
@@ -174,6 +198,25 @@ class ParametricSet(StimulusSet):
             part = {k: v[start : start + chunk] for k, v in columns.items()}
             luminance = _RENDER[self.spec.kind](self, part, len(index[start : start + chunk]))
             out[start : start + chunk] = np.expand_dims(luminance, -3)  # grey into every channel
+        return out
+
+    def coordinate_attrs(self) -> dict[str, dict[str, Any]]:
+        """CF-style attrs of the coordinates: ``long_name``, ``units`` (the protocol's: deg,
+        cycles/pixel or cycles/degree, pixels or degrees, percent, Hz) and, for orientation,
+        direction and phase, ``period`` (deg).
+
+        >>> from neurorecord.protocol.parametric import GratingStimuli
+        >>> s = ParametricSet(GratingStimuli(name="g", kind="grating", size=(8, 8), grid={"orientation": [0, 90]}))
+        >>> s.coordinate_attrs()["orientation"]["units"], s.coordinate_attrs()["spatial_frequency"]["units"]
+        ('deg', 'cycles/pixel')
+        """
+        out = super().coordinate_attrs()
+        ppd = self.spec.pixels_per_degree
+        for name in self.parameters():
+            if name in _LONG_NAMES:
+                unit = parameter_unit(name, ppd)
+                out[name] = {"long_name": _LONG_NAMES[name], **({"units": unit} if unit else {}),
+                             **({"period": _PERIODS[name]} if name in _PERIODS else {})}
         return out
 
     def describe(self) -> dict[str, Any]:

@@ -194,6 +194,9 @@ class PreprocessedSet(StimulusSet):
     def parameters(self) -> dict[str, np.ndarray]:
         return self.inner.parameters()
 
+    def coordinate_attrs(self) -> dict[str, dict[str, Any]]:
+        return self.inner.coordinate_attrs()
+
     def images(self, index: np.ndarray) -> np.ndarray:
         out = self.inner.images(index)
         pre = self.preprocess
