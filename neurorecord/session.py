@@ -2,7 +2,7 @@
 
 This is the only module that knows the order of the stages::
 
-    creating -> recording -> analysing -> lesioning -> studying -> complete
+    creating -> recording -> analysing -> lesioning -> studying -> reporting -> complete
 
 :func:`prepare` builds the subject and the stimulus sets and checks everything a protocol asks
 for against them (regions, analyses' coordinates and indices, lesion targets, behaviour) with
@@ -104,6 +104,10 @@ class Experiment:
             methods = ", ".join(f"{m.method}/{m.criterion}" for m in entry.methods)
             lines.append(f"study    {entry.name}: functional populations of {entry.region} by {entry.by} and by lesions "
                          f"{entry.lesions} ({methods}; n_boot {entry.n_boot}, n_perm {entry.n_perm})")
+            if entry.population_lesions is not None:
+                pl = entry.population_lesions
+                lines.append(f"         then lesions {', '.join(pl.sets)} (top {pl.top_fraction:g} of units) whole, each against "
+                             f"{pl.controls} random lesions of its size -> lesions/{entry.name}")
         if self.n_outputs is not None:
             lines.append(f"behaviour {self.n_outputs} output units per presentation, predicted class, correct where labelled")
         return "\n".join(lines)
@@ -272,7 +276,7 @@ def _check_analyses(protocol: Protocol, plan: PresentationPlan, variability: Tri
     if protocol.analyses:
         from .analysis.checks import check_analysis_plan
 
-        check_analysis_plan(protocol.analyses, {**plan.coords(), **variability.coords()})
+        check_analysis_plan(protocol.analyses, {**plan.coords(), **variability.coords()}, folder=protocol.folder)
 
 
 def _check_studies(protocol: Protocol, plan: PresentationPlan, variability: TrialVariability) -> None:
@@ -357,6 +361,7 @@ def run(
     overwrite: bool = False,
     device: str | None = None,
     quiet: bool = False,
+    report: bool = False,
 ) -> xr.DataTree:
     """Run a protocol: record every region into a zarr store at ``out``, then its analyses, lesions and studies.
 
@@ -374,6 +379,9 @@ def run(
         ``auto``, ``cpu`` or ``cuda[:N]``; overrides ``record.device``.
     quiet
         No progress bar.
+    report
+        Write the HTML report (:func:`neurorecord.report.write_report`) into ``<out>.report``
+        at the end, as the last stage (``neurorecord run`` does unless ``--no-report``).
 
     Returns
     -------
@@ -434,17 +442,28 @@ def run(
             store.write_run_state(group, state)
         if state.stage == "lesioning":
             if protocol.lesions:
-                from .lesion.experiment import run_lesion_sweeps
+                from .lesion.distributed import lesion_sweeps_runner
 
+                run_lesion_sweeps = lesion_sweeps_runner()  # a dask.distributed client in scope spreads the blocks
                 run_lesion_sweeps(protocol, exp.subject.model, exp.plan.sets, exp.device, out,
                                   state.lesions_done, lambda: store.write_run_state(group, state), quiet)
             state.stage = "studying"
             store.write_run_state(group, state)
         if state.stage == "studying":
             _study(out, exp, quiet)  # deterministic: recomputed whole on resume
+            state.stage = "reporting"
+            store.write_run_state(group, state)
+        if state.stage == "reporting":
+            if report:
+                from .report import default_report_dir, write_report
+
+                index = write_report(out, default_report_dir(out), allow_incomplete=True)  # replaced whole on resume
+                if not quiet:
+                    print(f"report written: {index}", file=sys.stderr)
             state.stage = "complete"
             group.attrs.update({"complete": True, "finished": _now(), store.MANIFEST_ATTR: store.manifest(out),
                                 store.RUN_ATTR: asdict(state)})
+            store.consolidate(out)  # after the last write: xarray opens the store from the root zarr.json
     return store.open_recording(out)
 
 
@@ -511,7 +530,10 @@ def _create_nodes(out: Path, exp: Experiment) -> None:
     rec = exp.protocol.record
     n = len(exp.plan)
     plan_coords = exp.plan.coords()
-    pres = {k: ("presentation", v) for k, v in {**plan_coords, **exp.variability.coords()}.items()}
+    from .stimuli import coordinate_attrs
+
+    units = coordinate_attrs(exp.plan.sets)  # long_name, units of each stimulus parameter (axis labels of figures)
+    pres = {k: ("presentation", v, units.get(k, {})) for k, v in {**plan_coords, **exp.variability.coords()}.items()}
     times = {k: ("time_bin", v) for k, v in exp.plan.time_coords().items()}
     if times:
         times["time_bin_start"] += ({"units": "ms", "long_name": "bin start after stimulus onset"},)
@@ -530,7 +552,7 @@ def _create_nodes(out: Path, exp: Experiment) -> None:
             coords={**pres, **{k: ("neuroid", v) for k, v in layout.coords.items()}, **times},
             attrs={"region": region, "module_type": layout.module_type, "output_shape": list(layout.output_shape),
                    "reduce": layout.reduce, "output_element": -1 if layout.output_element is None else layout.output_element},
-            chunk_rows=rec.batch_size,
+            chunk_rows=rec.batch_size, compression=rec.compression, compression_level=rec.compression_level,
         )
     if exp.n_outputs is not None:
         labelled = "label" in plan_coords
@@ -546,7 +568,7 @@ def _create_nodes(out: Path, exp: Experiment) -> None:
             coords={**pres, "output_unit": ("output_unit", np.arange(exp.n_outputs, dtype=np.int64))},
             attrs={"description": "the subject's own output for each presentation, recorded with its activity",
                    "labelled": labelled},
-            chunk_rows=rec.batch_size,
+            chunk_rows=rec.batch_size, compression=rec.compression, compression_level=rec.compression_level,
         )
 
 
@@ -604,9 +626,14 @@ def _study(out: Path, exp: Experiment, quiet: bool) -> None:
         return
     from .analysis.study import run_studies
 
+    from .lesion.populations import run_population_lesions
+
     tree = store.open_recording(out, allow_incomplete=True)
     written = run_studies(exp.protocol, tree, out)
+    lesioned = run_population_lesions(exp.protocol, exp.subject.model, exp.plan.sets, exp.device, out, quiet)
     if not quiet:
         for entry in exp.protocol.study:
             n = sum(path.startswith(f"{store.ANALYSES_NODE}/{entry.region}/{entry.name}/") for path in written)
             print(f"study written: {store.ANALYSES_NODE}/{entry.region}/{entry.name} ({n} nodes)", file=sys.stderr)
+        for node in lesioned:
+            print(f"population lesions written: {node}", file=sys.stderr)

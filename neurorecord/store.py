@@ -1,11 +1,12 @@
 """The recording store: a zarr (v3) folder holding an ``xarray.DataTree``; all store I/O is here.
 
 Layout: the root node carries provenance attributes; each recorded region is a child node
-whose Dataset holds ``activity`` (``presentation x neuroid``, float32, chunked along
-``presentation``) with the presentation and neuroid coordinates; ``behaviour`` holds the
-subject's own output per presentation; results live under ``analyses/<region>/<name>`` and
+whose Dataset holds ``activity`` (``presentation x neuroid``, float32, one shard per batch of
+presentations, cut into chunks of :data:`UNIT_CHUNK` units) with the presentation and neuroid
+coordinates; ``behaviour`` holds the subject's own output per presentation; results live under ``analyses/<region>/<name>`` and
 ``lesions/<name>``. The root attribute ``run`` tracks the run: which protocol made it, how many
-batches are written, and whether it is complete. zarr replaces ``zarr.json`` atomically (write to
+batches are written, and whether it is complete; a complete store's metadata is consolidated
+into the root ``zarr.json``. zarr replaces ``zarr.json`` atomically (write to
 a temporary file, then rename), so a killed run always leaves a state that ``--resume`` can trust.
 
 This module needs no torch: stores of biological recordings are read and analysed without it.
@@ -24,10 +25,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
+from xarray.backends.zarr import FillValueCoder
 from zarr.codecs import BloscCodec
 
 try:
@@ -40,6 +41,8 @@ from .errors import DamagedStoreError, IncompleteRecordingError, StoreError
 
 __all__ = [
     "ACTIVITY_CODEC",
+    "COMPRESSIONS",
+    "float_codecs",
     "ANALYSES_NODE",
     "FORMAT",
     "MANIFEST_ATTR",
@@ -51,11 +54,14 @@ __all__ = [
     "PROGRESS_NODE",
     "create_progress_node",
     "delete_node",
+    "UNIT_CHUNK",
     "open_node",
     "RUN_ATTR",
     "RunState",
     "check_output",
+    "consolidate",
     "create_store",
+    "is_consolidated",
     "create_node",
     "exclusive",
     "index_labels",
@@ -89,6 +95,32 @@ BEHAVIOUR_NODE = "behaviour"
 #: Codec of ``activity`` chunks: LZ4 through Blosc with bit shuffle at level 1, chosen for write
 #: speed (benchmarks/record_overhead.py); rectified activity is full of zeros and still compresses.
 ACTIVITY_CODEC = BloscCodec(cname="lz4", clevel=1, shuffle="bitshuffle")
+#: ``record.compression`` choices: the Blosc compressor of each (None: chunks stored raw).
+COMPRESSIONS = {"none": None, "lz4": "lz4", "zstd": "zstd"}
+
+
+def float_codecs(compression: str = "lz4", level: int | None = None) -> list[BloscCodec]:
+    """The zarr compressors of float arrays for ``record.compression`` and ``compression_level``.
+
+    ``lz4`` and ``zstd`` go through Blosc with bit shuffle at ``level`` (default 1); ``none``
+    stores chunks raw (an empty list). benchmarks/record_overhead.py prints the write speed and
+    store size of each on the same recording.
+
+    >>> [c.cname.value for c in float_codecs("zstd", 3)], float_codecs("none")
+    (['zstd'], [])
+    >>> float_codecs("gzip")
+    Traceback (most recent call last):
+    ...
+    neurorecord.errors.StoreError: compression: expected one of 'none', 'lz4', 'zstd', found 'gzip'
+    """
+    check_choice("compression", compression, tuple(COMPRESSIONS), error=StoreError)
+    cname = COMPRESSIONS[compression]
+    return [] if cname is None else [BloscCodec(cname=cname, clevel=1 if level is None else level, shuffle="bitshuffle")]
+#: Units per stored chunk of a wide array (zarr v3 sharding): a shard is one batch of
+#: presentations x every unit (what a writer writes at once, one file), cut into inner chunks of
+#: the batch x this many units (what a per-unit analysis reads: a block of units of every
+#: presentation reads one inner chunk per shard, not whole rows). See docs/store.md.
+UNIT_CHUNK = 512
 
 
 @dataclass
@@ -209,7 +241,7 @@ def open_recording(path: str | os.PathLike[str], allow_incomplete: bool = False,
         if problems:
             raise DamagedStoreError(f"{path}: the store is damaged: {'; '.join(problems[:10])}"
                                     + (f"; and {len(problems) - 10} more" if len(problems) > 10 else ""))
-    tree = xr.open_datatree(path, engine="zarr", chunks={}, consolidated=False)
+    tree = xr.open_datatree(path, engine="zarr", chunks={}, consolidated=is_consolidated(path))
     regions = [r for r in [*tree.attrs.get("regions", []), BEHAVIOUR_NODE] if r in tree.children]
     order = {f"/{r}": i for i, r in enumerate(regions)}
     nodes = sorted(tree.subtree, key=lambda node: (order.get("/" + node.path.strip("/").split("/")[0], len(order)), node.path))
@@ -218,7 +250,8 @@ def open_recording(path: str | os.PathLike[str], allow_incomplete: bool = False,
 
 def _with_loaded_coords(ds: xr.Dataset) -> xr.Dataset:
     """Coordinates in memory (they are small) and label indexes, so groupby/sel work directly."""
-    return index_labels(ds.assign_coords({name: _plain_strings(ds[name].variable.load()) for name in ds.coords}))
+    loaded = ds.coords.to_dataset().load()  # one dask computation for all of them, not one each
+    return index_labels(ds.assign_coords({name: _plain_strings(loaded[name].variable) for name in ds.coords}))
 
 
 def index_labels(ds: xr.Dataset) -> xr.Dataset:
@@ -243,6 +276,32 @@ def package_versions(names: tuple[str, ...]) -> dict[str, str]:
 def _plain_strings(variable: xr.Variable) -> xr.Variable:
     """Text as object arrays of ``str`` (xarray's usual form) rather than numpy's ``StringDType``."""
     return variable.astype(object) if variable.dtype.kind == "T" else variable
+
+
+def is_consolidated(path: str | os.PathLike[str]) -> bool:
+    """Whether the store is complete and its root ``zarr.json`` holds consolidated metadata (written
+    on completion; that of a store being written again is not trusted)."""
+    try:
+        root = json.loads((Path(path) / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return False
+    run = root.get("attributes", {}).get(RUN_ATTR)
+    return bool(root.get("consolidated_metadata")) and isinstance(run, dict) and run.get("stage") == "complete"
+
+
+def consolidate(out: str | os.PathLike[str]) -> None:
+    """Write the metadata of every node into the root ``zarr.json`` (``zarr.consolidate_metadata``).
+
+    Called when a run completes, after its last write: ``xarray.open_datatree(out, engine="zarr")``
+    then opens the store from one file, without warnings. Only the root ``zarr.json`` changes
+    (replaced atomically), so the manifest stays valid; a store written to again must be
+    consolidated again (a store whose run is incomplete is not consolidated).
+    """
+    import warnings
+
+    with warnings.catch_warnings():  # "not part of the Zarr format 3 specification": xarray reads it
+        warnings.simplefilter("ignore", category=zarr.errors.ZarrUserWarning)
+        zarr.consolidate_metadata(Path(out))
 
 
 def root_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -346,25 +405,45 @@ def _foreign_entries(out: Path) -> list[str]:
 
 
 def open_writable(out: Path) -> zarr.Group:
-    """The root group of an existing store, for a run to continue writing."""
-    return zarr.open_group(out, mode="r+")
+    """The root group of an existing store, for a run to continue writing (consolidated metadata,
+    if any, is ignored and dropped at the next attribute write; :func:`consolidate` writes it again)."""
+    return zarr.open_group(out, mode="r+", use_consolidated=False)
 
 
 def create_node(out: Path, node: str, variables: dict[str, tuple[tuple[str, ...], tuple[int, ...], Any, dict[str, Any]]],
-                coords: dict[str, tuple], attrs: dict[str, Any], chunk_rows: int) -> None:
+                coords: dict[str, tuple], attrs: dict[str, Any], chunk_rows: int, compression: str = "lz4",
+                compression_level: int | None = None) -> None:
     """Write node ``node``'s skeleton: every coordinate and attribute, and unwritten data variables.
 
     ``variables`` maps a name to ``(dims, shape, dtype, attrs)``, ``presentation`` first; each
-    is chunked ``chunk_rows`` presentations at a time (whole along every other dim), compressed
-    with :data:`ACTIVITY_CODEC` when float, and filled later through :func:`row_writer`.
+    is stored ``chunk_rows`` presentations at a time (whole along every other dim: one file per
+    batch), compressed with :func:`float_codecs` of ``compression`` and ``compression_level``
+    when float (the node's attribute ``compression`` says how), and filled later through
+    :func:`row_writer`. An array wider than :data:`UNIT_CHUNK` along its second dim is sharded:
+    each such file holds inner chunks of :data:`UNIT_CHUNK` units, so a block of units is read
+    without reading whole rows.
     """
-    lazy, encoding = {}, {}
+    codecs = float_codecs(compression, compression_level)
+    compressed = {"codec": compression, "level": codecs[0].clevel if codecs else None}
+    # coordinates through xarray (numpy: written now); the unwritten variables straight through zarr, with the
+    # metadata xarray gives them (tests/record/test_skeleton.py checks it equal to xarray's own, from dask zeros),
+    # which spares building and tokenising a dask graph for arrays that are never computed
+    skeleton = xr.Dataset(coords=coords)
+    skeleton.to_zarr(out, group=node, mode="w", zarr_format=3, consolidated=False)
+    group = zarr.open_group(Path(out) / node, mode="r+", use_consolidated=False)
+    group.attrs.put({**attrs, "compression": compressed})  # replaces xarray's list of coordinates: the variables name theirs
     for name, (dims, shape, dtype, var_attrs) in variables.items():
-        chunks = (min(chunk_rows, shape[0]), *shape[1:])
-        lazy[name] = xr.Variable(dims, da.zeros(shape, chunks=chunks, dtype=dtype), attrs=var_attrs)
-        encoding[name] = {"chunks": chunks, **({"compressors": [ACTIVITY_CODEC]} if np.dtype(dtype).kind == "f" else {})}
-    ds = xr.Dataset(lazy, coords=coords, attrs=attrs)
-    ds.to_zarr(out, group=node, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding)
+        shard = (min(chunk_rows, shape[0]), *shape[1:])
+        chunks, shards = shard, None
+        if len(shape) > 1 and shape[1] > UNIT_CHUNK:
+            chunks = (shard[0], UNIT_CHUNK, *shard[2:])
+            shards = (shard[0], -(-shape[1] // UNIT_CHUNK) * UNIT_CHUNK, *shard[2:])
+        named = sorted(k for k, v in skeleton.coords.items() if k not in skeleton.dims and set(v.dims) <= set(dims))
+        floating = np.dtype(dtype).kind == "f"
+        extra = {"_FillValue": FillValueCoder.encode(np.nan, np.dtype(dtype))} if floating else {}
+        group.create_array(name, shape=shape, dtype=dtype, chunks=chunks, shards=shards,
+                           compressors=codecs if floating else "auto", fill_value=np.nan if floating else None,
+                           dimension_names=dims, attributes={**var_attrs, "coordinates": " ".join(named), **extra})
 
 
 def create_progress_node(out: Path, node: str, arrays: dict[str, tuple[tuple[int, ...], Any, tuple[str, ...]]],
@@ -390,7 +469,10 @@ def delete_node(out: Path, node: str) -> None:
     """Delete node ``node`` (and everything under it) if it exists."""
     folder = Path(out) / node
     if (folder / "zarr.json").is_file():
+        consolidated = is_consolidated(out)
         shutil.rmtree(folder)
+        if consolidated:
+            consolidate(out)
 
 
 def row_writer(group: zarr.Group, arrays: list[str]) -> dict[str, zarr.Array]:
@@ -420,7 +502,10 @@ def save_result_node(store: str | os.PathLike[str], node: str, result: xr.Datase
         if clean[var].dtype.kind in "TU":  # numpy text -> object, which zarr stores as variable-length text
             clean[var] = clean[var].astype(object)
     clean = clean.drop_indexes([i for i in clean.indexes if i not in clean.dims])
+    consolidated = is_consolidated(store)
     clean.to_zarr(Path(store), group=node, mode="w", zarr_format=3, consolidated=False)
+    if consolidated:  # a result added to a finished store: its consolidated metadata must list it too
+        consolidate(store)
 
 
 def load_result_node(store: str | os.PathLike[str] | xr.DataTree, node: str) -> xr.Dataset:
@@ -431,7 +516,8 @@ def load_result_node(store: str | os.PathLike[str] | xr.DataTree, node: str) -> 
     StoreError
         No such node; the message lists the result nodes under the same root.
     """
-    tree = store if isinstance(store, xr.DataTree) else xr.open_datatree(Path(store), engine="zarr", consolidated=False)
+    tree = (store if isinstance(store, xr.DataTree)
+            else xr.open_datatree(Path(store), engine="zarr", consolidated=is_consolidated(store)))
     try:
         found = tree[node]
     except KeyError:

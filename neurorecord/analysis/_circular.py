@@ -23,6 +23,7 @@ from ..errors import AnalysisError
 from ._levels import angle_problem
 from ._stats_common import prepare, reaching, result_attrs, seed_of
 from ._units import fdr, map_unit_blocks, unit_dataset
+from .tuning import describe_variables
 from .selectivity import vector_from_means
 from .tuning import group_means
 
@@ -205,7 +206,7 @@ def rayleigh(activity: xr.DataArray, by: str, period: float, correction: str = "
     with np.errstate(invalid="ignore"):
         z = total * r**2
     q, family = fdr(p, act, correction)
-    return unit_dataset(
+    return describe_variables(unit_dataset(
         act,
         {"R": (("neuroid",), r), "Z": (("neuroid",), z), "p": (("neuroid",), p), "q": (("neuroid",), q),
          "preferred": (("neuroid",), preferred), "n": (("neuroid",), total)},
@@ -217,4 +218,6 @@ def rayleigh(activity: xr.DataArray, by: str, period: float, correction: str = "
             null=f"permutation of the trial labels within the design ({_design(groups.counts)}), n={n_permutations}",
             n_permutations=n_permutations, seed=seed, alternative="greater", period=period,
         ),
-    )
+    ), act, {"R": ("resultant length of the tuning curve", "1"), "Z": ("Rayleigh Z = n R^2", "1"),
+             "p": ("p value (permutation)", "1"), "q": (f"q value ({correction})", "1"),
+             "preferred": (f"preferred {by} (resultant angle)", "deg"), "n": ("presentations", None)})

@@ -13,6 +13,7 @@ from scipy import special
 
 from ._stats_common import CONSTANT_RTOL, constant_groups, first_of_groups, prepare, result_attrs
 from ._units import fdr, map_unit_blocks, unit_dataset
+from .tuning import describe_variables
 
 __all__ = ["anova", "ttest_ovr"]
 
@@ -133,12 +134,14 @@ def anova(activity: xr.DataArray, by: str, correction: str = "fdr_bh") -> xr.Dat
     f, p = map_unit_blocks(kernel, act, 2, native=True)  # the kernel widens float32 to float64 itself
     q, family = fdr(p, act, correction)
     n, k = len(groups.codes), groups.n_groups
-    return unit_dataset(
+    return describe_variables(unit_dataset(
         act,
         {"F": (("neuroid",), f), "p": (("neuroid",), p), "q": (("neuroid",), q),
          "df_between": ((), np.int64(k - 1)), "df_within": ((), np.int64(n - k))},
         attrs=result_attrs("one-way ANOVA (F test)", "scipy.stats.f_oneway", act, groups, correction, family),
-    )
+    ), act, {"F": ("F statistic", "1"), "p": ("p value", "1"), "q": (f"q value ({correction})", "1"),
+             "df_between": ("degrees of freedom between conditions", None),
+             "df_within": ("degrees of freedom within conditions", None)})
 
 
 
@@ -259,9 +262,10 @@ def ttest_ovr(activity: xr.DataArray, by: str, correction: str = "fdr_bh") -> xr
     t, p = out[:k], out[k:]
     q, family = fdr(p, act, correction)
     dims = (by, "neuroid")
-    return unit_dataset(
+    return describe_variables(unit_dataset(
         act, {"t": (dims, t), "p": (dims, p), "q": (dims, q)}, coords={by: (by, groups.levels)},
         attrs=result_attrs("Welch t-test, one condition vs the rest (two-sided)", "scipy.stats.ttest_ind(equal_var=False)",
                      act, groups, correction, family),
-    )
+    ), act, {"t": ("Welch t statistic, condition vs rest", "1"), "p": ("p value", "1"),
+             "q": (f"q value ({correction})", "1")}, by=(by,))
 

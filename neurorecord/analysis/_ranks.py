@@ -13,6 +13,7 @@ from scipy import special
 
 from ._stats_common import prepare, result_attrs
 from ._units import fdr, map_unit_blocks, unit_dataset
+from .tuning import describe_variables
 
 __all__ = ["kruskal", "mannwhitney_ovr", "rank_sums"]
 
@@ -340,12 +341,12 @@ def kruskal(activity: xr.DataArray, by: str, correction: str = "fdr_bh") -> xr.D
 
     h, p = map_unit_blocks(kernel, act, 2, native=True)  # rank_sums widens to float64 slice by slice
     q, family = fdr(p, act, correction)
-    return unit_dataset(
+    return describe_variables(unit_dataset(
         act,
         {"H": (("neuroid",), h), "p": (("neuroid",), p), "q": (("neuroid",), q)},
         attrs=result_attrs("Kruskal-Wallis H test (tie-corrected)", "scipy.stats.kruskal", act, groups, correction, family,
                      df=int(groups.n_groups - 1)),
-    )
+    ), act, {"H": ("Kruskal-Wallis H statistic", "1"), "p": ("p value", "1"), "q": (f"q value ({correction})", "1")})
 
 
 
@@ -435,10 +436,11 @@ def mannwhitney_ovr(activity: xr.DataArray, by: str, correction: str = "fdr_bh")
     u, p = out[:k], out[k:]
     q, family = fdr(p, act, correction)
     dims = (by, "neuroid")
-    return unit_dataset(
+    return describe_variables(unit_dataset(
         act, {"U": (dims, u), "p": (dims, p), "q": (dims, q)}, coords={by: (by, groups.levels)},
         attrs=result_attrs("Mann-Whitney U test, one condition vs the rest (two-sided, normal approximation "
                      "with tie and continuity corrections)",
                      'scipy.stats.mannwhitneyu(method="asymptotic", use_continuity=True)', act, groups, correction,
                      family),
-    )
+    ), act, {"U": ("Mann-Whitney U statistic, condition vs rest", "1"), "p": ("p value", "1"),
+             "q": (f"q value ({correction})", "1")}, by=(by,))

@@ -7,8 +7,10 @@ and the name of a ``presentation`` coordinate, and returns an ``xarray.Dataset``
 ``neuroid`` that keeps every neuroid coordinate (``neuroid_id``, ``region``, ...).
 
 Kernels see float64 numpy blocks of shape (presentation, units) and return arrays whose last
-axis is units. Dask-backed activity (an opened recording) is read in groups of whole columns,
-one group at a time, so a recording larger than memory works.
+axis is units. On dask-backed activity (an opened recording) the kernels run as dask tasks, one
+per block of units, on whatever scheduler is active (threads, processes, a distributed
+cluster), and only their small per-unit outputs reach the calling process; results are
+returned computed. A recording larger than memory works.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def grouping(activity: xr.DataArray, by: str, min_groups: int = 2) -> Grouping:
     if values.dtype.kind == "f" and np.isnan(values).any():
         raise AnalysisError(f"by: coordinate {by!r} has NaN values (presentations without a {by}); select the others first")
     if values.dtype.kind not in "biuf":
-        values = values.astype(str)
+        values = values.astype(object).astype(str)
     levels, codes = np.unique(values, return_inverse=True)
     if len(levels) < min_groups:
         raise AnalysisError(f"by: coordinate {by!r} has {len(levels)} distinct value(s); this analysis needs at least {min_groups}")
@@ -107,23 +109,37 @@ def map_unit_blocks(kernel: Callable[[np.ndarray], np.ndarray], activity: xr.Dat
 
     ``kernel(block)`` gets a float64 array (presentation, u) (or, with ``native``, the block in
     the activity's own dtype, for kernels that widen it slice by slice themselves) and returns
-    an array (n_out, u).
-    Blocks are sized to about :data:`BLOCK_BYTES`. Dask-backed activity (a recording, chunked
-    along ``presentation``) is read in groups of columns of about :data:`GROUP_BYTES`, each
-    computed by dask (whatever scheduler or ``distributed.Client`` is active), so memory stays
+    an array (n_out, u). Blocks are sized to about :data:`BLOCK_BYTES`.
+
+    Dask-backed activity (an opened recording) is never loaded in the calling process: the
+    columns are rechunked to all presentations x a block of units and the kernel runs on each
+    block through :func:`dask.array.map_blocks`, so it executes wherever the active scheduler
+    runs tasks (threads by default, processes, or the workers of a ``distributed.Client``); only
+    the small (n_out, u) outputs come back. The result is computed (numpy), not lazy. When the
+    stored chunks are at most a block of units wide (the layout written by
+    :func:`~neurorecord.store.create_node`), one graph covers every unit and each task reads
+    only its own units' chunks; wider chunks (a store chunked by presentation only) are split
+    in groups of columns of about :data:`GROUP_BYTES`, one graph per group, so memory stays
     bounded by one group plus one stored chunk, however large the recording.
     """
     n_pres, n_units = activity.shape
     width = max(1, min(n_units, BLOCK_BYTES // (8 * max(n_pres, 1))))
     data = activity.data
+    if not isinstance(data, da.Array):
+        return _blocks(kernel, np.asarray(data), n_out, width, native)
+    stored = max(data.chunks[1]) if n_units else 1
+    if stored <= width:  # blocks of whole stored chunks: every task reads only its own units
+        width = width // stored * stored
+        group = n_units
+    else:  # a stored chunk spans several blocks: bound what one graph holds
+        group = max(stored, (GROUP_BYTES // (8 * max(n_pres, 1))) // stored * stored)
     result = np.empty((n_out, n_units))
-    if isinstance(data, da.Array):
-        group = max(width, (GROUP_BYTES // (8 * max(n_pres, 1))) // width * width)
-        for start in range(0, n_units, group):
-            values = np.asarray(data[:, start : start + group].compute())
-            result[:, start : start + group] = _blocks(kernel, values, n_out, width, native)
-        return result
-    return _blocks(kernel, np.asarray(data), n_out, width, native)
+    for start in range(0, n_units, group):
+        columns = data[:, start : start + group].rechunk({0: -1, 1: width})
+        out = da.map_blocks(_blocks, kernel, columns, n_out, width, native, dtype=np.float64, token="unit-kernel",
+                            chunks=((n_out,), columns.chunks[1]), meta=np.empty((0, 0), dtype=np.float64))
+        result[:, start : start + group] = out.compute()
+    return result
 
 
 def _blocks(kernel: Callable[[np.ndarray], np.ndarray], values: np.ndarray, n_out: int, width: int,
@@ -158,7 +174,7 @@ def fdr(p: np.ndarray, activity: xr.DataArray, method: str = "fdr_bh") -> tuple[
 
     p = np.asarray(p, dtype=np.float64)
     q = np.full_like(p, np.nan)
-    names = np.asarray(activity.coords["region"].values).astype(str) if "region" in activity.coords else None
+    names = np.asarray(activity.coords["region"].values, dtype=object).astype(str) if "region" in activity.coords else None
     if names is None:
         codes, regions = np.zeros(p.shape[-1], dtype=np.int64), ["all"]
     elif len(names) and (names == names[0]).all():  # one region: nothing to group

@@ -50,7 +50,7 @@ def _ids(name: str, value: xr.DataArray) -> np.ndarray:
     if coord is None or coord.dims != ("neuroid",):
         raise AnalysisError(f"{name}: expected a 'neuroid_id' coordinate on 'neuroid', found coordinates "
                             f"{sorted(map(str, value.coords))}")
-    ids = np.asarray(coord.values).astype(str)
+    ids = np.asarray(coord.values, dtype=object).astype(str)
     uniq, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
         raise AnalysisError(f"{name}: expected distinct neuroid_id values, found repeated {uniq[counts > 1][:5].tolist()!r}")
@@ -232,7 +232,7 @@ def partition_agreement(a: xr.DataArray, b: xr.DataArray, n_perm: int = 1000, se
 
 def _profile(name: str, value: Any) -> tuple[xr.DataArray, np.ndarray, np.ndarray, np.ndarray]:
     value = _dataarray(name, value, ("neuroid", "condition"), "per-condition profiles")
-    conditions = np.asarray(value.coords["condition"].values) if "condition" in value.coords else None
+    conditions = np.asarray(value.coords["condition"].values, dtype=object) if "condition" in value.coords else None
     if conditions is None or value.dtype.kind not in "iuf" or len(np.unique(conditions.astype(str))) < len(conditions):
         raise AnalysisError(f"{name}: expected numbers with distinct 'condition' coordinate values, found dtype "
                             f"{value.dtype} and conditions {None if conditions is None else conditions.tolist()}")
@@ -396,7 +396,7 @@ def unit_indicators(activity: xr.DataArray, effects: xr.Dataset, by: str = "labe
     """
     if not (isinstance(effects, xr.Dataset) and "delta_accuracy" in effects.data_vars
             and sorted(effects["delta_accuracy"].dims) == ["class", "lesion"]
-            and OVERALL in np.asarray(effects["class"].values).astype(str)):
+            and OVERALL in np.asarray(effects["class"].values, dtype=object).astype(str)):
         found = (f"variables {sorted(map(str, effects.data_vars))}" if isinstance(effects, xr.Dataset)
                  else type(effects).__name__)
         raise AnalysisError(f"effects: expected the Dataset of lesion_effects (delta_accuracy (lesion, class) with "
@@ -404,14 +404,14 @@ def unit_indicators(activity: xr.DataArray, effects: xr.Dataset, by: str = "labe
     if not isinstance(by, str):
         raise AnalysisError(f"by: expected the name of a presentation coordinate, found {by!r}")
     act = check_activity(activity, by)
-    ids, names = _ids("activity", act), np.asarray(effects["lesion"].values).astype(str)
+    ids, names = _ids("activity", act), np.asarray(effects["lesion"].values, dtype=object).astype(str)
     ia, il = _join(ids, names)
     if len(ia) == 0:
         raise AnalysisError(f"effects: expected lesion names equal to the activity's neuroid_id ({ids[:2].tolist()} ...), "
                             f"found none in common ({names[:2].tolist()} ...)")
     sub = act.isel(neuroid=ia)
     delta = effects["delta_accuracy"].transpose("lesion", "class").values[il]
-    pooled = np.asarray(effects["class"].values).astype(str) == OVERALL
+    pooled = np.asarray(effects["class"].values, dtype=object).astype(str) == OVERALL
     per_class = np.where(np.isnan(delta[:, ~pooled]), -np.inf, 0.0 - delta[:, ~pooled]).max(axis=1, initial=-np.inf)
     dprime = selectivity(sub, by, "dprime")["dprime"].values
     dprime = np.where(np.isfinite(dprime), dprime, -np.inf).max(axis=0)

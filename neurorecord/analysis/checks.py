@@ -13,6 +13,7 @@ Torch-free: it needs the analyses' entries and the coordinates as numpy arrays, 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,7 +27,8 @@ from .selectivity import INDICES
 __all__ = ["check_analysis_plan"]
 
 
-def check_analysis_plan(analyses: Sequence[Any], coords: Mapping[str, np.ndarray]) -> None:
+def check_analysis_plan(analyses: Sequence[Any], coords: Mapping[str, np.ndarray],
+                        folder: str | os.PathLike[str] | None = None) -> None:
     """Check every ``analyses:`` entry of a protocol against the presentation coordinates.
 
     Parameters
@@ -39,6 +41,10 @@ def check_analysis_plan(analyses: Sequence[Any], coords: Mapping[str, np.ndarray
         ``PresentationPlan.coords()`` gives before anything is recorded): ``stimulus_id``,
         ``repetition``, ``stimulus_set`` and every stimulus parameter (NaN, or ``""`` for text,
         on the presentations of a set without that parameter).
+    folder : path-like, optional
+        The protocol's folder, which the reference paths of ``kind: compare`` entries resolve
+        against (default: the working directory). Each such reference is opened and checked
+        (:func:`~neurorecord.analysis.comparison.check_comparison`).
 
     Raises
     ------
@@ -57,7 +63,10 @@ def check_analysis_plan(analyses: Sequence[Any], coords: Mapping[str, np.ndarray
           distinct angles than a von Mises fit has parameters;
         - ``index``: a ratio form of OSI/DSI (``osi``, ``osi_ratio``, ``dsi``, ``dsi_ratio``) with
           an angle whose orthogonal (OSI) or opposite (DSI) partner is not among the levels;
-        - ``condition``: a one-vs-rest rule's ``condition`` that is not a level of ``by``.
+        - ``condition``: a one-vs-rest rule's ``condition`` that is not a level of ``by``;
+        - ``reference``, ``by``, ``split``, ``ceiling``, ``n_folds`` of a ``kind: compare``
+          entry: a reference that does not open or lacks the region, a ``by`` it does not have
+          or fewer than 3 conditions shared with it, what the measures need of them.
 
     Examples
     --------
@@ -75,7 +84,7 @@ def check_analysis_plan(analyses: Sequence[Any], coords: Mapping[str, np.ndarray
     ('analyses', 1, 'index') analyses[1].index: expected each angle of 'orientation' to have its orthogonal partner (90 deg away) for the osi ratio form
     """
     for i, entry in enumerate(analyses):
-        _check_entry(i, entry, coords)
+        _check_entry(i, entry, coords, folder)
 
 
 def _fail(i: int, field: str, message: str, *extra: int, key: str = "analyses") -> None:
@@ -102,10 +111,10 @@ def _levels(i: int, by: str, coords: Mapping[str, np.ndarray], *extra: int, key:
                            f"{len(values)} presentations{sets}: the analyses run on every presentation, so every "
                            f"stimulus set needs the parameter", *extra, key=key)
         return np.unique(values)
-    return np.unique(values.astype(str))
+    return np.unique(np.asarray(values, dtype=object).astype(str))
 
 
-def _check_entry(i: int, entry: Any, coords: Mapping[str, np.ndarray]) -> None:
+def _check_entry(i: int, entry: Any, coords: Mapping[str, np.ndarray], folder: str | os.PathLike[str] | None = None) -> None:
     names = [entry.by] if isinstance(entry.by, str) else list(entry.by)
     listed = not isinstance(entry.by, str)
     for j, by in enumerate(names):
@@ -113,6 +122,12 @@ def _check_entry(i: int, entry: Any, coords: Mapping[str, np.ndarray]) -> None:
             _fail(i, "by", f"{by!r} is not a presentation coordinate of these stimuli{did_you_mean(by, coords)}; "
                            f"coordinates: {', '.join(sorted(coords))}", *([j] if listed else []))
     kind = entry.kind
+    if kind == "compare":  # the reference is opened and checked against the coordinates
+        from .comparison import check_comparison
+
+        _levels(i, names[0], coords)  # no NaN
+        check_comparison(i, entry, np.asarray(coords[names[0]]), folder)
+        return
     index = INDICES.get(getattr(entry, "index", None) or "")
     if kind == "selectivity" and index is not None and index.name == "magnitude":
         return  # magnitude does not group by `by`

@@ -58,7 +58,7 @@ class Population:
 
     def select(self, activity: xr.DataArray) -> xr.DataArray:
         """The member units of ``activity`` (matched by ``neuroid_id``)."""
-        ids = np.asarray(activity["neuroid_id"].values).astype(str)
+        ids = np.asarray(activity["neuroid_id"].values, dtype=object).astype(str)
         return activity.isel(neuroid=np.flatnonzero(np.isin(ids, self.neuroid_ids)))
 
     def to_dataset(self) -> xr.Dataset:
@@ -206,6 +206,7 @@ def define_population(
     rule += f" ({correction})"
     variables["member"] = passed.fillna(False).astype(bool) if passed.dtype != bool else passed
     table = xr.Dataset({k: v.drop_vars(by, errors="ignore") for k, v in variables.items()})
+    table["member"].attrs.update(long_name=f"member of population {name}")
     table.attrs = {
         "population": name,
         "rule": rule,

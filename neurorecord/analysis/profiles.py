@@ -128,7 +128,8 @@ def response_profiles(activity: xr.DataArray, by: str, normalise: str = "zscore"
     else:
         long_name = "mean response per condition"
     coords = {k: v for k, v in act.coords.items() if v.dims == ("neuroid",)}
-    coords.update(condition=groups.levels, n=("condition", groups.counts), silent=("neuroid", silent))
+    coords.update(condition=("condition", groups.levels, dict(act[by].attrs)), n=("condition", groups.counts),
+                  silent=("neuroid", silent))
     attrs = {"by": by, "normalise": normalise, "long_name": long_name, "units": _NORMALISE[normalise],
              "n_silent": int(silent.sum()), **_common_attrs(act)}
     return xr.DataArray(values, dims=("neuroid", "condition"), coords=coords, name="profile", attrs=attrs)
@@ -194,19 +195,19 @@ def lesion_profiles(effects: xr.Dataset, measure: str = "delta_accuracy") -> xr.
                             f"(lesion, class) variables: {', '.join(per_class) or 'none'}{only}")
     da = effects[measure].transpose("lesion", "class")
     if "lesion_kind" in da.coords:
-        kinds = np.asarray(da["lesion_kind"].values).astype(str)
+        kinds = np.asarray(da["lesion_kind"].values, dtype=object).astype(str)
         if not (kinds == "single").any():
             raise AnalysisError(f"effects: expected single-unit lesions (lesion_kind 'single'), found kinds "
                                 f"{sorted(set(kinds.tolist()))}")
         da = da.isel(lesion=np.flatnonzero(kinds == "single"))
     values = np.asarray(da.values, dtype=np.float64)
-    classes = np.asarray(da["class"].values).astype(str)
+    classes = np.asarray(da["class"].values, dtype=object).astype(str)
     keep = (classes != OVERALL) & ~np.isnan(values).all(axis=0)
     if keep.sum() < 2:
         raise AnalysisError(f"effects: expected at least two classes with stimuli besides {OVERALL!r}, found "
                             f"{classes[keep].tolist()}")
     values = values[:, keep]
-    names = np.asarray(da["lesion"].values).astype(str)
+    names = np.asarray(da["lesion"].values, dtype=object).astype(str)
     coords: dict[str, Any] = {"neuroid_id": ("neuroid", names.astype(object))}
     parts = [name.rsplit(".", 1) for name in names]
     if all(len(p) == 2 and p[0] and p[1].isdigit() for p in parts):
@@ -459,7 +460,7 @@ def cluster_profiles(profiles: xr.DataArray, method: str = "average", k: int | s
     consensus[np.ix_(kept, kept)] = together / n_boot if n_boot else np.nan
     population = np.full(len(values), -1, dtype=np.int64)
     population[kept] = full_labels
-    ids = (np.asarray(profiles["neuroid_id"].values).astype(str) if "neuroid_id" in profiles.coords
+    ids = (np.asarray(profiles["neuroid_id"].values, dtype=object).astype(str) if "neuroid_id" in profiles.coords
            else np.arange(len(values)).astype(str))
     stability = float(np.mean(ari)) if n_boot and k_chosen > 1 else np.nan
 

@@ -8,6 +8,7 @@ xarray (``xr.open_datatree(store, engine="zarr")["analyses/fc2/responsive"]``).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 
 from ..protocol.schema import (
     EACH,
+    ComparisonAnalysis,
     PopulationAnalysis,
     Protocol,
     RayleighAnalysis,
@@ -29,8 +31,12 @@ from .populations import Population, define_population
 
 __all__ = ["compute_analysis", "each_condition", "select_time_window", "run_analyses", "save_analysis", "save_analysis_node", "load_analysis", "load_population", "ANALYSES_NODE"]
 
-def compute_analysis(spec: BaseModel, activity: xr.DataArray, seed: int = 0) -> xr.Dataset:
-    """Compute one protocol analysis entry on one region's activity (presentation x neuroid)."""
+def compute_analysis(spec: BaseModel, activity: xr.DataArray, seed: int = 0, reference: Any = None) -> xr.Dataset:
+    """Compute one protocol analysis entry on one region's activity (presentation x neuroid).
+
+    A ``kind: compare`` entry needs its ``reference``
+    (:func:`~neurorecord.analysis.comparison.read_reference`); other kinds take none.
+    """
     from . import stats
     from .selectivity import selectivity
     from .tuning import tuning_curve
@@ -47,6 +53,13 @@ def compute_analysis(spec: BaseModel, activity: xr.DataArray, seed: int = 0) -> 
         ds = selectivity(activity, spec.by, spec.index, **kwargs)
     elif isinstance(spec, VonMisesAnalysis):
         ds = fit_von_mises(activity, spec.by, period=spec.period, two_peaks=spec.two_peaks)
+    elif isinstance(spec, ComparisonAnalysis):
+        from .comparison import compare_entry
+
+        if reference is None:
+            raise TypeError(f"analysis {spec.name!r} (kind: compare) needs its reference recording: pass "
+                            "reference=read_reference(spec.reference, protocol.folder)")
+        ds = compare_entry(spec, activity, reference, seed=seed)
     elif isinstance(spec, PopulationAnalysis):
         ds = define_population(
             spec.name, activity, test=spec.test, by=spec.by, q_below=spec.q_below, condition=spec.condition,
@@ -93,11 +106,17 @@ def run_analyses(protocol: Protocol, tree: xr.DataTree, store: str | os.PathLike
     Returns the store paths written, in order.
     """
     written = []
-    for spec in protocol.analyses:
+    for i, spec in enumerate(protocol.analyses):
+        reference = None
+        if isinstance(spec, ComparisonAnalysis):  # read once, compared with every region
+            from .comparison import read_reference
+
+            reference = read_reference(spec.reference, protocol.folder, f"analyses[{i}].reference", ("analyses", i, "reference"))
         for region in protocol.analysis_regions(spec):
             activity = select_time_window(tree[region]["activity"], spec.window)
             for entry in each_condition(spec, activity):
-                save_analysis(store, region, entry.name, compute_analysis(entry, activity, seed=protocol.seed))
+                save_analysis(store, region, entry.name,
+                              compute_analysis(entry, activity, seed=protocol.seed, reference=reference))
                 written.append(f"{ANALYSES_NODE}/{region}/{entry.name}")
     return written
 

@@ -45,7 +45,7 @@ from .._validation import check_choice
 from ..errors import AnalysisError
 from ._levels import angle_problem, fold, partner_problem, partners
 from ._units import check_activity, grouping, map_unit_blocks, unit_dataset
-from .tuning import _common_attrs, group_means, group_moments
+from .tuning import _common_attrs, describe_variables, group_means, group_moments
 
 __all__ = [
     "selectivity",
@@ -487,7 +487,7 @@ def selectivity(activity: xr.DataArray, by: str | None, index: str, **kwargs: An
         act = check_activity(activity, by)
         values = map_unit_blocks(lambda b: magnitude_index(b)[None, :], act, 1)[0]
         attrs["definition"] = "mean |response| over all presentations"
-        return unit_dataset(act, {"magnitude": (("neuroid",), values)}, attrs={**attrs, **_common_attrs(act)})
+        return _described(unit_dataset(act, {"magnitude": (("neuroid",), values)}, attrs={**attrs, **_common_attrs(act)}), act, None)
 
     if not isinstance(by, str):
         raise AnalysisError(f"by: expected the name of a presentation coordinate, found {by!r}")
@@ -514,8 +514,8 @@ def selectivity(activity: xr.DataArray, by: str | None, index: str, **kwargs: An
         stats = map_unit_blocks(kernel, act, 2 * n_cond)
         dprime = _dprime_from_moments(groups.counts, stats[:n_cond], stats[n_cond:])
         attrs["definition"] = "(mu_c - mu_rest) / sqrt((var_c + var_rest) / 2), rest = other conditions pooled, ddof=1"
-        return unit_dataset(act, {"dprime": ((by, "neuroid"), dprime), **n_var}, coords=coords,
-                            attrs={**attrs, **_common_attrs(act)})
+        return _described(unit_dataset(act, {"dprime": ((by, "neuroid"), dprime), **n_var}, coords=coords,
+                                       attrs={**attrs, **_common_attrs(act)}), act, by)
 
     means = map_unit_blocks(lambda b: group_means(b, codes, n_cond), act, n_cond)
     names = np.asarray(act.coords["neuroid_id"].values) if "neuroid_id" in act.coords else None
@@ -549,4 +549,30 @@ def selectivity(activity: xr.DataArray, by: str | None, index: str, **kwargs: An
         variables = {"population_sparseness": ((by,), _sparseness(means, axis=1))}
         attrs["definition"] = ("(1 - (sum r/N)^2 / (sum r^2/N)) / (1 - 1/N) across the N units' condition means, "
                                "one value per condition")
-    return unit_dataset(act, {**variables, **n_var}, coords=coords, attrs={**attrs, **_common_attrs(act)})
+    return _described(unit_dataset(act, {**variables, **n_var}, coords=coords, attrs={**attrs, **_common_attrs(act)}),
+                      act, by)
+
+
+#: long_name and units of every variable :func:`selectivity` returns ("by": the units of ``by``).
+_VARIABLE_ATTRS: dict[str, tuple[str, str | None]] = {
+    "csi": ("class selectivity index", "1"),
+    "dprime": ("one-vs-rest d'", "1"),
+    "osi_vector": ("orientation selectivity index (vector)", "1"),
+    "osi_ratio": ("orientation selectivity index (ratio)", "1"),
+    "dsi_vector": ("direction selectivity index (vector)", "1"),
+    "dsi_ratio": ("direction selectivity index (ratio)", "1"),
+    "preferred_vector": ("preferred angle (vector sum)", "deg"),
+    "lifetime_sparseness": ("lifetime sparseness", "1"),
+    "population_sparseness": ("population sparseness", "1"),
+    "magnitude": ("mean |response|", "activity"),
+    "n": ("presentations per condition", None),
+}
+
+
+def _described(ds: xr.Dataset, act: xr.DataArray, by: str | None) -> xr.Dataset:
+    """``ds`` with the ``long_name``/``units`` attrs of its variables and of its ``by`` coordinate."""
+    table = dict(_VARIABLE_ATTRS)
+    if "preferred" in ds:
+        angle = ds.attrs.get("period") is not None
+        table["preferred"] = (f"preferred {by}", "deg" if angle else "by")
+    return describe_variables(ds, act, table, by=() if by is None else (by,))

@@ -19,7 +19,7 @@ import xarray as xr
 from .._validation import check_scalar, check_seed
 from ._units import AnalysisError, check_activity, grouping, map_unit_blocks, unit_dataset
 
-__all__ = ["tuning_curve", "group_means", "group_moments"]
+__all__ = ["tuning_curve", "group_means", "group_moments", "describe_variables"]
 
 #: Target size in bytes of one (n_boot, units) array of bootstrap means.
 _BOOT_BYTES = 32 * 2**20
@@ -161,6 +161,34 @@ def _common_attrs(activity: xr.DataArray) -> dict:
     return {"activity_units": str(units)} if units is not None else {}
 
 
+def describe_variables(ds: xr.Dataset, activity: xr.DataArray, table: dict[str, tuple[str, str | None]],
+                       by: Sequence[str] = ()) -> xr.Dataset:
+    """Set CF-style ``long_name`` and ``units`` attrs on the variables of a result (in place).
+
+    ``table`` maps a variable to ``(long_name, units)``; units ``"activity"`` stand for the
+    activity's own ``units`` attr (left out when it has none), ``"by"`` for those of the first
+    ``by`` coordinate, None for none. The ``by`` coordinates of ``ds`` get the attrs of the
+    activity's coordinates of the same name (``units``, ``long_name``, ``period``).
+
+    >>> import numpy as np, xarray as xr
+    >>> act = xr.DataArray(np.zeros((2, 1)), dims=("presentation", "neuroid"), attrs={"units": "Hz"})
+    >>> ds = describe_variables(xr.Dataset({"m": ("neuroid", [1.0])}), act, {"m": ("mean response", "activity")})
+    >>> ds["m"].attrs
+    {'long_name': 'mean response', 'units': 'Hz'}
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    for name in by:
+        if name in ds.coords and name in activity.coords:
+            ds[name].attrs.update(activity.coords[name].attrs)
+    units_of = {"activity": activity.attrs.get("units"),
+                "by": activity.coords[by[0]].attrs.get("units") if by and by[0] in activity.coords else None}
+    for name, (long_name, units) in table.items():
+        if name in ds:
+            units = units_of.get(units, units) if units is not None else None
+            ds[name].attrs.update({"long_name": long_name, **({"units": str(units)} if units is not None else {})})
+    return ds
+
+
 def tuning_curve(activity: xr.DataArray, by: str | Sequence[str], ci: float = 0.95, n_boot: int = 1000,
                  seed: int = 0) -> xr.Dataset:
     """Tuning curve of every unit: mean, SEM and bootstrap CI of the response per condition.
@@ -270,4 +298,9 @@ def tuning_curve(activity: xr.DataArray, by: str | Sequence[str], ci: float = 0.
         **_common_attrs(act),
     }
     ds = unit_dataset(act, variables, coords={name: (name, g.levels) for name, g in zip(names, groups)}, attrs=attrs)
-    return ds
+    level = f"{100 * ci_f:g}% bootstrap CI of the mean response"
+    return describe_variables(ds, act, {"mean": ("mean response", "activity"),
+                                        "sem": ("standard error of the mean response", "activity"),
+                                        "ci_low": (f"lower end of the {level}", "activity"),
+                                        "ci_high": (f"upper end of the {level}", "activity"),
+                                        "n": ("presentations per condition", None)}, by=names)

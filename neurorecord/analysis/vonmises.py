@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from ._units import AnalysisError, check_activity, grouping, map_unit_blocks, unit_dataset
-from .tuning import _common_attrs, group_means
+from .tuning import _common_attrs, describe_variables, group_means
 
 __all__ = ["fit_von_mises", "von_mises", "half_width", "KAPPA_BOUNDS", "AMPLITUDE_BOUND", "GRID_ANGLES", "GRID_KAPPAS", "N_STARTS"]
 
@@ -304,4 +304,10 @@ def fit_von_mises(activity: xr.DataArray, by: str, period: float, two_peaks: boo
         "n_conditions": int(n_cond),
         **_common_attrs(act),
     }
-    return unit_dataset(act, variables, attrs=attrs)
+    return describe_variables(unit_dataset(act, variables, attrs=attrs), act, {
+        "preferred": (f"preferred {by} (von Mises fit)", "deg"), "kappa": ("concentration kappa (von Mises fit)", "1"),
+        "width": ("half-width at half-height (von Mises fit)", "deg"),
+        "amplitude": ("peak height above baseline (von Mises fit)", "activity"),
+        "amplitude2": ("second peak height above baseline (von Mises fit)", "activity"),
+        "baseline": ("baseline response (von Mises fit)", "activity"),
+        "r2": ("coefficient of determination of the fit", "1"), "converged": ("fit converged", None)})

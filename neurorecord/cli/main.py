@@ -22,7 +22,11 @@ __all__ = ["main"]
 def _cmd_run(args: argparse.Namespace) -> int:
     from ..session import run
 
-    run(args.protocol, args.out, resume=args.resume, overwrite=args.overwrite, device=args.device, quiet=args.quiet)
+    from ..lesion.distributed import cluster_client
+
+    with cluster_client(args.scheduler, args.workers):  # analyses and lesion sweeps use it (docs/scale.md)
+        run(args.protocol, args.out, resume=args.resume, overwrite=args.overwrite, device=args.device, quiet=args.quiet,
+            report=not args.no_report)
     if not args.quiet:
         print(f"recorded {args.protocol} -> {args.out} (complete); inspect it with `neurorecord info {args.out}`", file=sys.stderr)
     return 0
@@ -63,7 +67,7 @@ def _cmd_stimuli(args: argparse.Namespace) -> int:
     from ..errors import StimulusError, did_you_mean
     from ..protocol import load_protocol
     from ..stimuli import build_stimulus_sets
-    from .sheet import contact_sheet
+    from ..plot.sheet import contact_sheet
 
     out = Path(args.out)
     formats = FigureCanvasBase.get_supported_filetypes()
@@ -114,6 +118,13 @@ def _dpi(text: str) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from .info import describe_store
 
+    if args.json:
+        import json
+
+        from .info import store_summary
+
+        print(json.dumps(store_summary(args.store, check=args.check), indent=2, default=str))
+        return 0
     print(describe_store(args.store, check=args.check))
     return 0
 
@@ -133,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--overwrite", action="store_true", help="replace a recording already in --out")
     p.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (overrides record.device)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-report", action="store_true", help="do not write the HTML report (<OUT>.report) at the end")
+    cluster = p.add_mutually_exclusive_group()
+    cluster.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                         help="run analyses and lesion sweeps on this dask.distributed scheduler (address or scheduler file)")
+    cluster.add_argument("--workers", metavar="N", type=_positive, default=None,
+                         help="run analyses and lesion sweeps on a local cluster of N worker processes")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("validate", help="check a protocol and print its plan, without recording")
@@ -144,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store")
     p.add_argument("--check", action="store_true",
                    help="read every file and compare it with the manifest written at completion (CRC-32); exit 2 if damaged")
+    p.add_argument("--json", action="store_true", help="print the description as JSON, for scripts")
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the protocol format (for editor completion)")
@@ -158,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="NAME", help="only this stimulus set (repeat for several)")
     p.add_argument("--dpi", type=_dpi, default=100, help="resolution (default 100: a thumbnail is about 110 pixels wide)")
     p.set_defaults(func=_cmd_stimuli)
+
+    from .report import add_report_parser  # argparse only; the report's modules load when it runs
+
+    add_report_parser(sub)
     return parser
 
 

@@ -63,6 +63,7 @@ class PlanEstimate:
     buffer_bytes: int
     weight_bytes: int
     lesions: list[LesionWork] = field(default_factory=list)
+    compression: str = "lz4"
 
     @property
     def disk_bytes(self) -> int:
@@ -78,8 +79,7 @@ class PlanEstimate:
         """The estimate as ``neurorecord validate`` prints it."""
         out = [
             f"disk     about {format_bytes(self.disk_bytes)} uncompressed: activity {format_bytes(self.activity_bytes)} + "
-            f"coordinates {format_bytes(self.coordinate_bytes)}; compression (Blosc LZ4) usually makes the store "
-            "smaller, by an amount that depends on the activity (zeros compress well)",
+            f"coordinates {format_bytes(self.coordinate_bytes)}; " + _COMPRESSION_NOTE[self.compression],
             f"memory   about {format_bytes(self.peak_bytes)} at peak while recording: images {format_bytes(self.image_batch_bytes)} "
             f"(batch of {self.batch}) + region outputs {format_bytes(self.output_batch_bytes)} + 2 write buffers "
             f"{format_bytes(self.buffer_bytes)} + weights {format_bytes(self.weight_bytes)}",
@@ -92,6 +92,16 @@ class PlanEstimate:
         if len(self.lesions) > 1:
             out.append(f"lesions  total {sum(w.evaluations for w in self.lesions):,} lesioned evaluations")
         return out
+
+
+#: What ``validate`` says about the store's size under each ``record.compression``.
+_COMPRESSION_NOTE = {
+    "none": "record.compression: none stores activity at this size",
+    "lz4": "compression (record.compression: lz4, Blosc) usually makes the store smaller, by an amount that depends on "
+           "the activity (zeros compress well)",
+    "zstd": "compression (record.compression: zstd, Blosc) usually makes the store smaller, by an amount that depends on "
+            "the activity (zeros compress well)",
+}
 
 
 def format_bytes(n: int) -> str:
@@ -156,4 +166,5 @@ def estimate(exp: Experiment) -> PlanEstimate:
         buffer_bytes=sum(2 * FLOAT32 * batch * steps * lay.n_neuroid for lay in layouts),
         weight_bytes=sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()]),
         lesions=lesions,
+        compression=rec.compression,
     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,8 @@ from ..analysis.lesion_stats import control_null, cross_entropy_loss, draw_contr
 from .specs import Lesion
 from .sweep import LesionResult, PreparedSweep, device_of, prepared_sweep, unit_means
 
-__all__ = ["BLOCK", "LESIONS_NODE", "LesionTargets", "check_lesion_downstream", "plan_lesions", "run_lesion_sweeps"]
+__all__ = ["BLOCK", "LESIONS_NODE", "LesionTargets", "SweepEntry", "check_lesion_downstream", "finish_entry", "intact_of",
+           "open_entry", "plan_lesions", "run_lesion_sweeps", "write_block"]
 
 #: Lesions evaluated per resumable block (fixed, so noise lesions draw the same on resume).
 BLOCK = 64
@@ -140,6 +142,105 @@ def plan_lesions(spec: LesionSpec, index: int, protocol: Protocol, model: torch.
     return plan
 
 
+@dataclass
+class SweepEntry:
+    """One ``lesions:`` entry ready to run: its stimuli, lesions and progress arrays (see
+    :func:`open_entry`); shared by the single-process loop and the cluster's."""
+
+    index: int
+    spec: LesionSpec
+    params: dict
+    labels: np.ndarray
+    x: torch.Tensor
+    targets: LesionTargets
+    means: torch.Tensor | None
+    lesions: list[Lesion]
+    node: str
+    arrays: Any
+
+    def seed(self, protocol: Protocol, start: int) -> int:
+        """The seed of the block starting at lesion ``start`` (the same on resume and on any worker)."""
+        return int(np.random.SeedSequence([protocol.seed, self.index, start // BLOCK]).generate_state(1)[0] % 2**31)
+
+
+def open_entry(protocol: Protocol, index: int, model: torch.nn.Module, sets: list[StimulusSet], device: torch.device,
+               store: Path, done: dict[str, int], save_progress: Callable[[], None]) -> SweepEntry:
+    """Resolve entry ``index``'s lesions and open (creating on first use) its progress arrays."""
+    spec = protocol.lesions[index]
+    stim = _set(sets, spec.evaluate)
+    params = stim.parameters()  # its `label` and the unit indices were checked before recording
+    labels = np.asarray(params["label"]).astype(np.int64)
+    x = torch.from_numpy(np.array(stim.images(np.arange(len(stim)))))  # a writable copy: a set may be memory-mapped
+    try:
+        targets = plan_lesions(spec, index, protocol, model, x, store)
+    except NeurorecordError as exc:
+        if exc.loc is not None:
+            raise type(exc)(f"{protocol.where(*exc.loc)}: {exc}", loc=exc.loc) from None
+        raise
+    means = None
+    if spec.method == "mean":
+        reference = _set(sets, spec.reference or spec.evaluate)
+        means = unit_means(model, torch.from_numpy(np.array(reference.images(np.arange(len(reference))))), spec.region, device=device)
+    lesions = [Lesion(u, spec.method, value=spec.value, std=spec.std) for u in targets.units]
+    n_lesions, n_stim = len(lesions), len(labels)
+    # the finished blocks live apart from the result node, which is written whole at the end:
+    # a run killed while writing the result finds them on resume and writes the result again
+    node = f"{store_io.PROGRESS_NODE}/{LESIONS_NODE}/{spec.name}"
+    if spec.name not in done:
+        arrays = {"correct": ((n_lesions, n_stim), bool, ("lesion", "presentation")),
+                  "loss": ((n_lesions,), np.float64, ("lesion",))}
+        if spec.downstream:
+            n_neuroid = sum(targets.downstream_units)
+            arrays["sq_change"] = ((n_lesions, len(spec.downstream)), np.float64, ("lesion", "downstream_region"))
+            for key in ("unit_change", "unit_abs_change"):
+                arrays[key] = ((n_lesions, n_neuroid), np.float64, ("lesion", "downstream_neuroid"))
+        store_io.create_progress_node(store, node, arrays, block=BLOCK,
+                                      attrs={"entry": spec.name, "n_lesions": n_lesions, "block": BLOCK})
+        done[spec.name] = 0
+        save_progress()
+    return SweepEntry(index, spec, params, labels, x, targets, means, lesions, node, store_io.open_node(store, node))
+
+
+def write_block(arrays: Any, start: int, result: LesionResult, labels: np.ndarray) -> None:
+    """A finished block's rows of the progress arrays."""
+    stop = start + result.predictions.shape[0]
+    arrays["correct"][start:stop] = (result.predictions.numpy() == labels[None, :])
+    arrays["loss"][start:stop] = cross_entropy_loss(result.logits.numpy(), labels).values
+    if result.downstream is not None:
+        arrays["sq_change"][start:stop] = result.downstream.sq_change
+        arrays["unit_change"][start:stop] = result.downstream.unit_change
+        arrays["unit_abs_change"][start:stop] = result.downstream.unit_abs_change
+
+
+def intact_of(result: LesionResult) -> dict[str, Any]:
+    """What the statistics need of the intact network, from any block's result (picklable)."""
+    intact: dict[str, Any] = {"predictions": result.intact_predictions, "logits": result.intact_logits, "downstream": None}
+    if result.downstream is not None:
+        d = result.downstream
+        intact["downstream"] = (d.regions, d.channels, d.positions, d.n_stimuli, d.sq_intact, d.unit_activity_intact)
+    return intact
+
+
+def finish_entry(entry: SweepEntry, protocol: Protocol, store: Path, intact: dict[str, Any], done: dict[str, int],
+                 save_progress: Callable[[], None]) -> None:
+    """The entry's statistics from its finished arrays, written to ``lesions/<name>``; counted done."""
+    spec, arrays, labels = entry.spec, entry.arrays, entry.labels
+    correct_intact = intact["predictions"].numpy() == labels
+    loss_intact = float(cross_entropy_loss(intact["logits"].numpy(), labels))
+    effects = _effects(spec, entry.targets, np.asarray(arrays["correct"][:]), correct_intact, labels,
+                       np.asarray(arrays["loss"][:]), loss_intact, entry.params["stimulus_id"], protocol.seed)
+    if intact["downstream"] is not None:  # the intact sums are the same in every block
+        regions, channels, positions, n_stimuli, sq_intact, unit_intact = intact["downstream"]
+        activity = DownstreamActivity(
+            regions, channels, positions, n_stimuli, np.asarray(arrays["sq_change"][:]), sq_intact,
+            np.asarray(arrays["unit_change"][:]), np.asarray(arrays["unit_abs_change"][:]), unit_intact)
+        effects = effects.merge(activity.to_dataset(entry.targets.names), join="exact")
+    effects.attrs.update(_how_attrs(dict(arrays.attrs.get("how", {}))))
+    _save(store, spec.name, effects)
+    done[spec.name] = -1
+    save_progress()
+
+
 def run_lesion_sweeps(protocol: Protocol, model: torch.nn.Module, sets: list[StimulusSet], device: torch.device,
                       store: Path, done: dict[str, int], save_progress: Callable[[], None], quiet: bool) -> None:
     """Run every ``lesions:`` entry not finished yet, resuming a half-finished one at its next block.
@@ -150,81 +251,34 @@ def run_lesion_sweeps(protocol: Protocol, model: torch.nn.Module, sets: list[Sti
     for index, spec in enumerate(protocol.lesions):
         if done.get(spec.name) == -1:
             continue
-        stim = _set(sets, spec.evaluate)
-        params = stim.parameters()  # its `label` and the unit indices were checked before recording
-        labels = np.asarray(params["label"]).astype(np.int64)
-        x = torch.from_numpy(np.array(stim.images(np.arange(len(stim)))))  # a writable copy: a set may be memory-mapped
-        try:
-            targets = plan_lesions(spec, index, protocol, model, x, store)
-        except NeurorecordError as exc:
-            if exc.loc is not None:
-                raise type(exc)(f"{protocol.where(*exc.loc)}: {exc}", loc=exc.loc) from None
-            raise
-        means = None
-        if spec.method == "mean":
-            reference = _set(sets, spec.reference or spec.evaluate)
-            means = unit_means(model, torch.from_numpy(np.array(reference.images(np.arange(len(reference))))), spec.region, device=device)
-        lesions = [Lesion(u, spec.method, value=spec.value, std=spec.std) for u in targets.units]
-        n_lesions, n_stim = len(lesions), len(labels)
-        # the finished blocks live apart from the result node, which is written whole at the end:
-        # a run killed while writing the result finds them on resume and writes the result again
-        node = f"{store_io.PROGRESS_NODE}/{LESIONS_NODE}/{spec.name}"
-        n_neuroid = sum(targets.downstream_units)
-        if spec.name not in done:
-            arrays = {"correct": ((n_lesions, n_stim), bool, ("lesion", "presentation")),
-                      "loss": ((n_lesions,), np.float64, ("lesion",))}
-            if spec.downstream:
-                arrays["sq_change"] = ((n_lesions, len(spec.downstream)), np.float64, ("lesion", "downstream_region"))
-                for key in ("unit_change", "unit_abs_change"):
-                    arrays[key] = ((n_lesions, n_neuroid), np.float64, ("lesion", "downstream_neuroid"))
-            store_io.create_progress_node(store, node, arrays, block=BLOCK,
-                                          attrs={"entry": spec.name, "n_lesions": n_lesions, "block": BLOCK})
-            done[spec.name] = 0
-            save_progress()
-        arrays = store_io.open_node(store, node)
+        entry = open_entry(protocol, index, model, sets, device, store, done, save_progress)
+        arrays, n_lesions = entry.arrays, len(entry.lesions)
         bar = tqdm(total=n_lesions, initial=done[spec.name], unit="lesion", desc=f"lesions {spec.name}",
                    disable=quiet, file=sys.stderr, dynamic_ncols=True)
         try:
             # the upstream part runs once per entry; every block reuses its frontier. The first
             # block measures the batch and pass sizes; the later blocks and a resumed run reuse them
             measured = dict(arrays.attrs.get("how", {}))
-            with prepared_sweep(model, x, spec.region, means=means, device=device, downstream=spec.downstream or None,
-                                shortcut=spec.shortcut, batch_size=measured.get("upstream_batch")) as sweep:
+            with prepared_sweep(model, entry.x, spec.region, means=entry.means, device=device,
+                                downstream=spec.downstream or None, shortcut=spec.shortcut,
+                                batch_size=measured.get("upstream_batch")) as sweep:
                 intact = None
                 for start in range(done[spec.name], n_lesions, BLOCK):
                     stop = min(n_lesions, start + BLOCK)
-                    seed = int(np.random.SeedSequence([protocol.seed, index, start // BLOCK]).generate_state(1)[0] % 2**31)
                     how = dict(arrays.attrs.get("how", {}))
-                    result = _run_block(sweep, lesions[start:stop], seed, how.get("pack_size"), how.get("stimulus_chunk"))
-                    arrays["correct"][start:stop] = (result.predictions.numpy() == labels[None, :])
-                    arrays["loss"][start:stop] = cross_entropy_loss(result.logits.numpy(), labels).values
-                    if result.downstream is not None:
-                        arrays["sq_change"][start:stop] = result.downstream.sq_change
-                        arrays["unit_change"][start:stop] = result.downstream.unit_change
-                        arrays["unit_abs_change"][start:stop] = result.downstream.unit_abs_change
+                    result = _run_block(sweep, entry.lesions[start:stop], entry.seed(protocol, start), how.get("pack_size"),
+                                        how.get("stimulus_chunk"))
+                    write_block(arrays, start, result, entry.labels)
                     arrays.attrs["how"] = _how(result, how)
                     intact = result
                     done[spec.name] = stop
                     save_progress()
                     bar.update(stop - start)
                 if intact is None:  # every block was done before an interruption: the intact pass only
-                    intact = sweep.run(lesions[:1], seed=0, return_logits=True)
+                    intact = sweep.run(entry.lesions[:1], seed=0, return_logits=True)
         finally:
             bar.close()
-        correct_intact = intact.intact_predictions.numpy() == labels
-        loss_intact = float(cross_entropy_loss(intact.intact_logits.numpy(), labels))
-        effects = _effects(spec, targets, np.asarray(arrays["correct"][:]), correct_intact, labels,
-                           np.asarray(arrays["loss"][:]), loss_intact, params["stimulus_id"], protocol.seed)
-        if intact.downstream is not None:  # the intact sums are the same in every block
-            activity = DownstreamActivity(
-                intact.downstream.regions, intact.downstream.channels, intact.downstream.positions, intact.downstream.n_stimuli,
-                np.asarray(arrays["sq_change"][:]), intact.downstream.sq_intact, np.asarray(arrays["unit_change"][:]),
-                np.asarray(arrays["unit_abs_change"][:]), intact.downstream.unit_activity_intact)
-            effects = effects.merge(activity.to_dataset(targets.names), join="exact")
-        effects.attrs.update(_how_attrs(dict(arrays.attrs.get("how", {}))))
-        _save(store, spec.name, effects)
-        done[spec.name] = -1
-        save_progress()
+        finish_entry(entry, protocol, store, intact_of(intact), done, save_progress)
     store_io.delete_node(store, store_io.PROGRESS_NODE)  # every entry's result is written: the blocks go
 
 

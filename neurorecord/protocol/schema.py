@@ -11,12 +11,29 @@ import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, Field, NonNegativeInt, PositiveInt, PrivateAttr, WithJsonSchema, model_validator
+from pydantic import BaseModel, Field, NonNegativeInt, PositiveInt, PrivateAttr, model_validator
 
 from ._base import Preprocess, StimulusBase
 from ._base import Strict as _Strict
 from .loaded import LOADED_SPECS
 from .parametric import PARAMETRIC_SPECS
+from .analyses import (  # noqa: F401  (re-exported: the protocol format in one namespace)
+    RegionNames,
+    TuningCurveAnalysis,
+    UnitTestAnalysis,
+    RayleighAnalysis,
+    SELECTIVITY_INDICES,
+    RULE_INDICES,
+    SelectivityAnalysis,
+    VonMisesAnalysis,
+    EACH,
+    PopulationAnalysis,
+    COMPARE_MEASURES,
+    ComparisonReference,
+    ComparisonAnalysis,
+    AnalysisSpec,
+    ANALYSIS_KINDS,
+)
 from .study import ClusteringChoice, FunctionalPopulationsStudy, StudySpec, check_study_entries
 
 FORMAT_VERSION = 1
@@ -36,27 +53,15 @@ __all__ = [
     "STIMULUS_KINDS",
     "AnalysisSpec",
     "ANALYSIS_KINDS",
+    "ComparisonAnalysis",
+    "ComparisonReference",
+    "COMPARE_MEASURES",
     "SELECTIVITY_INDICES",
     "RULE_INDICES",
     "LesionSpec",
     "StudySpec",
     "FunctionalPopulationsStudy",
     "ClusteringChoice",
-]
-
-
-def _numbers_are_names(value: Any) -> Any:
-    """``regions: [0, 2]`` names modules of an nn.Sequential ('0', '2'), which YAML reads as numbers."""
-    if isinstance(value, list):
-        return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
-    return value
-
-
-#: Module names; bare integers (YAML's reading of ``[0, 2]``) are taken as names.
-RegionNames = Annotated[
-    list[str],
-    BeforeValidator(_numbers_are_names),
-    WithJsonSchema({"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}, "minItems": 1}),
 ]
 
 
@@ -188,6 +193,17 @@ class RecordSpec(_Strict):
         description="Record the subject's own output per presentation (output vector, predicted class, and whether it is "
         "correct where the stimuli have a label) in the store's 'behaviour' node; needs an output of shape (batch, classes).",
     )
+    compression: Literal["none", "lz4", "zstd"] = Field(
+        "lz4",
+        description="Codec of the stored activity chunks: none (raw float32: no compression work, the largest store), lz4 "
+        "(Blosc LZ4 with bit shuffle: little CPU, smaller where activity has zeros) or zstd (Blosc Zstandard with bit "
+        "shuffle: the smallest store, the most CPU); lossless, so every codec stores the same values.",
+    )
+    compression_level: int | None = Field(
+        None, ge=1, le=9,
+        description="Blosc compression level of lz4 or zstd, 1 (fastest) to 9 (smallest); default 1. Not allowed with "
+        "compression: none.",
+    )
 
     @model_validator(mode="after")
     def _unique_regions(self) -> "RecordSpec":
@@ -196,129 +212,12 @@ class RecordSpec(_Strict):
             raise ValueError(f"region listed twice: {seen[0]!r}")
         return self
 
-
-class _AnalysisBase(_Strict):
-    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Name of the result in the store.")
-    regions: RegionNames | Literal["all"] = Field("all", description="Recorded regions to analyse ('all' or a list).")
-    by: str = Field(..., description="Presentation coordinate defining the conditions (e.g. label, orientation).")
-    window: Literal["all", "stimulus"] | tuple[float, float] = Field(
-        "all",
-        description="Time-resolved recordings: time bins averaged into the response: 'all', 'stimulus' (the stimulus "
-        "epoch), or [start_ms, end_ms] (bins lying inside, times after stimulus onset).",
-    )
-
-
-class TuningCurveAnalysis(_AnalysisBase):
-    """Mean, SEM and bootstrap confidence interval per condition and unit (per pair of conditions
-    for a 2-D map: ``by: [x, y]``)."""
-
-    kind: Literal["tuning_curve"]
-    by: str | list[str] = Field(
-        ..., description="Presentation coordinate defining the conditions, or a list of two for a 2-D map (e.g. [x, y])."
-    )
-    ci: float = Field(0.95, gt=0, lt=1, description="Confidence level of the bootstrap interval.")
-    n_boot: PositiveInt = Field(1000, description="Bootstrap resamples (the same resamples for every unit).")
-
     @model_validator(mode="after")
-    def _one_or_two(self) -> "TuningCurveAnalysis":
-        if isinstance(self.by, list) and not 1 <= len(self.by) <= 2:
-            raise ValueError(f"by: give one coordinate or a list of two (a 2-D map), found {len(self.by)}: {self.by}")
+    def _level_needs_a_codec(self) -> "RecordSpec":
+        if self.compression == "none" and self.compression_level is not None:
+            raise ValueError(f"compression_level: a level applies to lz4 or zstd, found compression: none with "
+                             f"compression_level: {self.compression_level}; drop the level, or choose lz4 or zstd")
         return self
-
-
-class UnitTestAnalysis(_AnalysisBase):
-    """A per-unit test across the conditions of ``by``, with FDR (or Bonferroni) over each region's units."""
-
-    kind: Literal["anova", "kruskal", "ttest_ovr", "mannwhitney_ovr"]
-    correction: Literal["fdr_bh", "bonferroni"] = Field("fdr_bh", description="Multiple-comparison correction over each region's units: Benjamini-Hochberg FDR or Bonferroni.")
-
-
-class RayleighAnalysis(_AnalysisBase):
-    """Test of circular tuning over angles ``by`` (degrees) of the given period: the resultant of each unit's
-    tuning curve against a permutation null of the trial labels (valid for any number of trials per angle)."""
-
-    kind: Literal["rayleigh"]
-    period: float = Field(..., gt=0, description="Period of the angles in degrees: 180 for orientation, 360 for direction.")
-    correction: Literal["fdr_bh", "bonferroni"] = Field("fdr_bh", description="Multiple-comparison correction over each region's units: Benjamini-Hochberg FDR or Bonferroni.")
-
-
-#: Index names of ``kind: selectivity``: the names of
-#: :data:`neurorecord.analysis.selectivity.INDICES` (the protocol does not import the analyses;
-#: ``tests/protocol/test_analysis_names.py`` keeps the two equal).
-SELECTIVITY_INDICES = ("csi", "dprime", "osi", "osi_vector", "osi_ratio", "dsi", "dsi_vector", "dsi_ratio",
-                       "lifetime_sparseness", "population_sparseness", "magnitude")
-#: Index names a population rule can threshold: those with one value per unit.
-RULE_INDICES = tuple(name for name in SELECTIVITY_INDICES if name != "population_sparseness")
-
-
-class SelectivityAnalysis(_AnalysisBase):
-    """A selectivity index per unit (and per condition for one-vs-rest indices)."""
-
-    kind: Literal["selectivity"]
-    index: Literal[SELECTIVITY_INDICES] = Field(  # type: ignore[valid-type]
-        ..., description="Which index (see docs/analysis.md for each definition); osi and dsi give the vector and ratio "
-        "forms, osi_vector, osi_ratio, dsi_vector and dsi_ratio one form alone."
-    )
-    negative: Literal["raise", "shift", "nan"] = Field(
-        "raise", description="Units with negative condition means (csi, osi*, dsi*, sparseness): error, shift to >= 0, or NaN."
-    )
-
-
-class VonMisesAnalysis(_AnalysisBase):
-    """Von Mises fit of each unit's tuning over angles ``by`` (degrees) of the given period."""
-
-    kind: Literal["von_mises"]
-    period: float = Field(..., gt=0, description="Period of the angles in degrees: 180 for orientation, 360 for direction.")
-    two_peaks: bool = Field(False, description="Fit a second peak 180 degrees from the first (direction tuning with an opposite-direction response).")
-
-
-#: ``condition`` of a population entry that defines one population per level of ``by``.
-EACH = "each"
-
-
-class PopulationAnalysis(_AnalysisBase):
-    """A population: units passing ``test`` at ``q < q_below`` (and ``index > index_above``)."""
-
-    kind: Literal["population"]
-    test: Literal["anova", "kruskal", "ttest_ovr", "mannwhitney_ovr", "rayleigh"] = Field(..., description="The per-unit test the rule is based on.")
-    q_below: float = Field(0.05, gt=0, le=1, description="Members have a corrected p-value (q) below this.")
-    condition: str | int | float | None = Field(
-        None, description="The level of `by` a one-vs-rest test or d' is about (e.g. 3 for digit 3); `each`: one population per "
-        "level of `by`, named `<name>-<level>` (likes-0 ... likes-9)."
-    )
-    index: Literal[RULE_INDICES] | None = Field(  # type: ignore[valid-type]
-        None, description="An index members must also exceed (with `index_above`); osi and dsi stand for their vector form."
-    )
-    index_above: float | None = Field(None, description="Threshold of `index`: members have index > index_above.")
-    period: float | None = Field(None, gt=0, description="Period in degrees, for the rayleigh test and the osi/dsi indices.")
-    correction: Literal["fdr_bh", "bonferroni"] = Field("fdr_bh", description="Multiple-comparison correction over each region's units: Benjamini-Hochberg FDR or Bonferroni.")
-
-    @model_validator(mode="after")
-    def _complete_rule(self) -> "PopulationAnalysis":
-        if (self.index is None) != (self.index_above is None):
-            raise ValueError("'index' and 'index_above' go together: give both or neither")
-        if (self.test.endswith("_ovr") or self.index == "dprime") and self.condition is None:
-            raise ValueError(f"a one-vs-rest rule ({self.test}) needs 'condition': the level of {self.by!r} it is about")
-        if self.test == "rayleigh" and self.period is None:
-            raise ValueError("the rayleigh test needs 'period' (degrees: 180 for orientation, 360 for direction)")
-        return self
-
-
-AnalysisSpec = Annotated[
-    Union[TuningCurveAnalysis, UnitTestAnalysis, RayleighAnalysis, SelectivityAnalysis, VonMisesAnalysis, PopulationAnalysis],
-    Field(discriminator="kind"),
-]
-ANALYSIS_KINDS: dict[str, type[BaseModel]] = {
-    "tuning_curve": TuningCurveAnalysis,
-    "anova": UnitTestAnalysis,
-    "kruskal": UnitTestAnalysis,
-    "ttest_ovr": UnitTestAnalysis,
-    "mannwhitney_ovr": UnitTestAnalysis,
-    "rayleigh": RayleighAnalysis,
-    "selectivity": SelectivityAnalysis,
-    "von_mises": VonMisesAnalysis,
-    "population": PopulationAnalysis,
-}
 
 
 class EachUnits(_Strict):

@@ -12,7 +12,7 @@ import yaml
 import neurorecord
 from neurorecord.cli.main import main
 from neurorecord.cli.plan import estimate
-from neurorecord.cli.sheet import COLUMNS, THUMB, contact_sheet, sample_indices
+from neurorecord.plot.sheet import COLUMNS, THUMB, contact_sheet, sample_indices
 from neurorecord.protocol.schema import FORMAT_VERSION, STIMULUS_KINDS
 from neurorecord.stimuli.base import StimulusSet
 from tests.helpers import DIGITS_MLP
