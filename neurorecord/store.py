@@ -10,6 +10,9 @@ into the root ``zarr.json``. zarr replaces ``zarr.json`` atomically (write to
 a temporary file, then rename), so a killed run always leaves a state that ``--resume`` can trust.
 
 This module needs no torch: stores of biological recordings are read and analysed without it.
+
+(Over 500 lines, one job: the design asks for all store I/O in one place, so creating, writing,
+checking, consolidating and reading a store stay together.)
 """
 
 from __future__ import annotations
