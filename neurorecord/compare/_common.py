@@ -85,7 +85,10 @@ def condition_means(activity: xr.DataArray, by: str = "stimulus_id", min_conditi
         values = map_unit_blocks(kernel, act, groups.n_groups)
     else:  # in memory already: one pass over the whole array
         data = np.asarray(act.data)
-        values = data[rows].astype(np.float64, copy=False) if single else group_means(data, groups.codes, groups.n_groups)
+        if single and data.dtype == np.float64 and np.array_equal(rows, np.arange(len(rows))):
+            values = data  # already the means, in order: no copy (read only from here on)
+        else:
+            values = data[rows].astype(np.float64, copy=False) if single else group_means(data, groups.codes, groups.n_groups)
     coords = condition_coords(act, by, groups.levels, groups.codes)
     return ConditionMeans(by, values, groups.levels, groups.counts, groups.codes, act, coords)
 
