@@ -1,5 +1,9 @@
 """Statistics of lesion experiments, computed from per-stimulus correctness.
 
+(Over 700 lines, one job: the statistics of a lesion sweep's correctness arrays; about half is
+numpydoc with examples. Every function reads the same (lesion, stimulus) arrays and shares the
+class bookkeeping; the exact McNemar, bootstrap and control-null parts each check against scipy.)
+
 A lesion sweep evaluates a network once intact and once per lesion on the same evaluation set
 and keeps, for every stimulus, whether the prediction was correct. Everything here is computed
 from those boolean arrays (and, for the loss, the logits), so any metric can be recomputed
@@ -23,10 +27,6 @@ come from one matrix product per block of lesions, the binomial p values from on
 resamples (the same resamples for every lesion). Results agree with
 ``statsmodels.stats.contingency_tables.mcnemar(exact=True)`` and
 ``statsmodels.stats.multitest.multipletests`` to about 1e-12.
-
-(Over 700 lines, one job: the statistics of a lesion sweep's correctness arrays; about half is
-numpydoc with examples. Every function reads the same (lesion, stimulus) arrays and shares the
-class bookkeeping; the exact McNemar, bootstrap and control-null parts each check against scipy.)
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Schema of the generated (parametric) stimulus kinds.
 
+(Over 600 lines, one job: the schema of the seven generated kinds. Their parameter and set models
+share the number/range/choice readers at the top; split per kind, each file would import them back.)
+
 Kinds: ``grating``, ``drifting_grating``, ``gabor``, ``bar``, ``plaid``, ``noise``, ``dots``.
 The images themselves are made by :mod:`neurorecord.stimuli.parametric`; this module says what
 a protocol may ask for and checks it before any work starts.
@@ -58,9 +61,6 @@ frame_rate`` degrees per frame.
 ['orientation', 'spatial_frequency', 'phase', 'contrast', 'waveform']
 >>> spec.values("orientation"), spec.values("spatial_frequency"), spec.zipped()
 ((0.0, 45.0, 90.0), (0.125,), ('phase', 'contrast'))
-
-(Over 600 lines, one job: the schema of the seven generated kinds. Their parameter and set models
-share the number/range/choice readers at the top; split per kind, each file would import them back.)
 """
 
 from __future__ import annotations
