@@ -189,6 +189,7 @@ def run_population_lesions(protocol: Any, model: torch.nn.Module, sets: list[Sti
     from ..analysis.runner import load_analysis
 
     written = []
+    tree = store_io.open_recording(store, allow_incomplete=True) if protocol.study else None  # once: it reads every node's coordinates
     for index, entry in enumerate(protocol.study):
         options = entry.population_lesions
         if options is None:
@@ -197,7 +198,6 @@ def run_population_lesions(protocol: Any, model: torch.nn.Module, sets: list[Sti
         stim = _set(sets, spec.evaluate)
         params = stim.parameters()
         x = torch.from_numpy(np.array(stim.images(np.arange(len(stim)))))
-        tree = store_io.open_recording(store, allow_incomplete=True)
         sweep = tree[f"{LESIONS_NODE}/{spec.name}"]
         n_units = int(sweep.attrs["n_units_region"])
         populations = {}
