@@ -40,7 +40,8 @@ from .protocol import Protocol, load_protocol
 from .protocol.schema import EACH
 from .record.plan import PresentationPlan
 from .record.regions import RegionLayout, RegionTap, check_regions, reduce_output, reduce_time_output, region_layout
-from .record.stream import stream_batches
+from .record.stream import store_rows, stream_batches
+from .cluster import current_client
 from .record.trials import TrialVariability
 from .stimuli import build_stimulus_sets
 from .subjects import Subject, build_subject
@@ -414,6 +415,10 @@ def run(
     if resume and state is not None and state.complete:
         return store.open_recording(out)
     exp = prepare(protocol, device)  # everything is checked before anything is deleted or written
+    if exp.device.type != "cpu" and current_client() is not None:
+        raise NeurorecordError(
+            f"device: a run with a dask.distributed client in scope records and lesions on the workers' CPUs; found device "
+            f"{exp.device} (from {'--device' if device else 'record.device'}); run without a client to use it, or use 'cpu'")
     rec = protocol.record
     n_batches = -(-len(exp.plan) // rec.batch_size)
     out.mkdir(parents=True, exist_ok=True)
@@ -433,7 +438,7 @@ def run(
             _check_same_inputs(out, exp, state)
             group = store.open_writable(out)
         if state.stage == "recording":
-            _record(group, exp, state, quiet)
+            _record(out, group, exp, state, quiet)
             state.stage = "analysing"
             store.write_run_state(group, state)
         if state.stage == "analysing":
@@ -572,7 +577,7 @@ def _create_nodes(out: Path, exp: Experiment) -> None:
         )
 
 
-def _record(group: Any, exp: Experiment, state: store.RunState, quiet: bool) -> None:
+def _record(out: Path, group: Any, exp: Experiment, state: store.RunState, quiet: bool) -> None:
     """Record the batches not yet done, advancing the run state after each."""
     rec = exp.protocol.record
     steps = (exp.time_steps,) if exp.time_steps else ()
@@ -582,16 +587,22 @@ def _record(group: Any, exp: Experiment, state: store.RunState, quiet: bool) -> 
     if exp.n_outputs is not None:
         names += [f"{store.BEHAVIOUR_NODE}/{v}" for v in ("output", "predicted", "correct")]
         labels = _numeric_labels(exp.plan.coords().get("label"), len(exp.plan))
+    client = current_client()
+    if client is not None:  # the batches go to the workers, each writing its own chunks
+        from .record.distributed import record_distributed
+
+        def advance(done: int) -> None:
+            state.batches_done = done
+            store.write_run_state(group, state)
+
+        record_distributed(client, exp.subject.model, exp.plan, shapes, rec.reduce, exp.variability, exp.protocol.seed,
+                           rec.batch_size, state.batches_done, exp.n_outputs, labels, str(out), names,
+                           advance, quiet, f"recording {exp.protocol.name}")
+        return
     arrays = store.row_writer(group, names)
 
     def write(batch: int, start: int, stop: int, buffers: dict[str, np.ndarray]) -> None:
-        for name, array in arrays.items():
-            if name == f"{store.BEHAVIOUR_NODE}/correct":
-                label = labels[start:stop]
-                predicted = buffers[f"{store.BEHAVIOUR_NODE}/predicted"][: stop - start]
-                array[start:stop] = np.where(np.isnan(label), np.nan, predicted == label).astype(np.float32)
-            else:
-                array[start:stop] = buffers[name.removesuffix("/activity")][: stop - start]
+        store_rows(arrays, labels, start, stop, buffers)
         state.batches_done = batch + 1
         store.write_run_state(group, state)
 

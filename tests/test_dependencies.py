@@ -26,10 +26,10 @@ print("torch" in sys.modules)
 
 #: The layers, lowest first: a module may import its own layer and those below, never one above.
 #: cli -> session -> report -> plot -> (record, lesion, analysis, compare, interop)
-#:     -> (store, stimuli, subjects, protocol) -> (errors, _validation)
+#:     -> (store, stimuli, subjects, protocol, cluster) -> (errors, _validation)
 LAYERS = [
     {"errors", "_validation"},
-    {"store", "stimuli", "subjects", "protocol"},
+    {"store", "stimuli", "subjects", "protocol", "cluster"},
     {"record", "lesion", "analysis", "compare", "interop"},
     {"plot"},
     {"report"},
@@ -37,7 +37,7 @@ LAYERS = [
     {"cli"},
 ]
 #: Torch-free packages: they must not import the torch side even sideways.
-TORCH_FREE = {"analysis", "compare", "plot", "report", "store", "protocol", "errors", "_validation"}
+TORCH_FREE = {"analysis", "compare", "plot", "report", "store", "protocol", "errors", "_validation", "cluster"}
 TORCH_SIDE = {"record", "lesion", "subjects", "session"}
 
 

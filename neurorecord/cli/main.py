@@ -22,9 +22,9 @@ __all__ = ["main"]
 def _cmd_run(args: argparse.Namespace) -> int:
     from ..session import run
 
-    from ..lesion.distributed import cluster_client
+    from ..cluster import cluster_client
 
-    with cluster_client(args.scheduler, args.workers):  # analyses and lesion sweeps use it (docs/scale.md)
+    with cluster_client(args.scheduler, args.workers):  # recording, analyses and lesion sweeps use it (docs/scale.md)
         run(args.protocol, args.out, resume=args.resume, overwrite=args.overwrite, device=args.device, quiet=args.quiet,
             report=not args.no_report)
     if not args.quiet:

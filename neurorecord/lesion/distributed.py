@@ -13,15 +13,13 @@ measured from timings too). The client alone writes the run state: ``lesions_don
 the start of the entry, so after a killed run or a lost worker the blocks past the first gap run
 again, with the same seeds, into the same rows (nothing lost, nothing counted twice). The
 statistics are computed by the client, as in a single process, from the finished arrays.
-
-:func:`current_client` finds a client in scope; :func:`cluster_client` connects to a scheduler
-or starts a local cluster (``neurorecord run --scheduler ADDRESS`` / ``--workers N``).
+The client in scope and the subject's trip to the workers: :mod:`neurorecord.cluster`.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ import numpy as np
 import torch
 
 from .. import store as store_io
+from ..cluster import current_client, pickled_subject, shared, subject_on_worker, worker_threads
 from ..errors import NeurorecordError
 from ..protocol.schema import Protocol
 from ..stimuli.base import StimulusSet
@@ -36,87 +35,13 @@ from . import experiment as ex
 from .specs import Lesion
 from .sweep import prepared_sweep
 
-__all__ = ["cluster_client", "current_client", "run_lesion_sweeps_distributed", "lesion_sweeps_runner"]
-
-
-def current_client() -> Any | None:
-    """The ``dask.distributed`` client in scope (``Client(...)`` made the default), or None."""
-    try:
-        from distributed import default_client
-    except ImportError:
-        return None
-    try:
-        return default_client()
-    except ValueError:
-        return None
-
-
-@contextlib.contextmanager
-def cluster_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Any | None]:
-    """A client for ``neurorecord run``: connected to ``scheduler`` (an address such as
-    ``tcp://host:8786`` or a scheduler file path), or to a new local cluster of ``workers``
-    single-threaded worker processes; neither: no client (yields None).
-
-    Raises
-    ------
-    NeurorecordError
-        Both given, ``workers`` below 1, or ``distributed`` not installed (names the extra).
-
-    Examples
-    --------
-    >>> with cluster_client() as client:
-    ...     client is None
-    True
-    """
-    if scheduler is None and workers is None:
-        yield None
-        return
-    if scheduler is not None and workers is not None:
-        raise NeurorecordError(f"scheduler, workers: expected at most one of them, found scheduler={scheduler!r} and workers={workers}")
-    if workers is not None and workers < 1:
-        raise NeurorecordError(f"workers: expected a number of worker processes >= 1, found {workers}")
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise NeurorecordError('scheduler/workers: dask.distributed is not installed; pip install "neurorecord[distributed]"') from None
-    if scheduler is not None:
-        kwargs = {"scheduler_file": scheduler} if Path(scheduler).is_file() else {"address": scheduler}
-        with Client(**kwargs) as client:
-            yield client
-        return
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        yield client
+__all__ = ["run_lesion_sweeps_distributed", "lesion_sweeps_runner"]
 
 
 def lesion_sweeps_runner() -> Callable[..., None]:
     """:func:`run_lesion_sweeps_distributed` when a client is in scope, else the single-process
     :func:`~neurorecord.lesion.experiment.run_lesion_sweeps` (same arguments)."""
     return run_lesion_sweeps_distributed if current_client() is not None else ex.run_lesion_sweeps
-
-
-#: The subject on a worker, unpickled once per run (key: the digest of its pickle).
-_MODELS: dict[str, torch.nn.Module] = {}
-
-
-def _pickled(model: torch.nn.Module) -> tuple[str, bytes]:
-    """The subject as bytes (cloudpickle: a model class defined in a script travels too) and their digest."""
-    import hashlib
-
-    import cloudpickle
-
-    blob = cloudpickle.dumps(model)
-    return hashlib.sha256(blob).hexdigest(), blob
-
-
-def _model(digest: str, blob: bytes) -> torch.nn.Module:
-    """The subject on this worker: unpickled by the first task that needs it, then reused."""
-    import pickle
-
-    if digest not in _MODELS:
-        _MODELS.clear()
-        _MODELS[digest] = pickle.loads(blob)
-    return _MODELS[digest]
 
 
 def _run_blocks(subject: tuple[str, bytes], x: torch.Tensor, region: str, means: Any, downstream: list[str] | None,
@@ -126,11 +51,9 @@ def _run_blocks(subject: tuple[str, bytes], x: torch.Tensor, region: str, means:
     ``starts``), its rows written to the progress arrays. Returns the blocks' starts, how the
     passes ran (sizes measured by the first block unless ``how`` has them) and the intact pass
     (predictions, logits, downstream activity without lesion), without the lesioned rows."""
-    from distributed import get_worker
-
-    torch.set_num_threads(max(1, get_worker().state.nthreads))  # one worker, its own share of the cores
+    torch.set_num_threads(worker_threads())  # one worker, its own share of the cores
     arrays = store_io.open_node(Path(store), node)
-    model = _model(*subject)
+    model = subject_on_worker(*subject)
     ran = dict(how)
     with prepared_sweep(model, x, region, means=means, device="cpu", downstream=downstream or None, shortcut=shortcut,
                         batch_size=how.get("upstream_batch")) as sweep:
@@ -161,6 +84,7 @@ def run_lesion_sweeps_distributed(protocol: Protocol, model: torch.nn.Module, se
         raise NeurorecordError(f"device: lesion sweeps on a cluster run on the workers' CPUs; found device {device}")
     n_workers = max(1, len(client.scheduler_info()["workers"]))
     model_future = None
+    run = uuid.uuid4().hex[:8]  # task keys unique to this call: a finished key of another run is never reused
     for index, spec in enumerate(protocol.lesions):
         if done.get(spec.name) == -1:
             continue
@@ -174,17 +98,18 @@ def run_lesion_sweeps_distributed(protocol: Protocol, model: torch.nn.Module, se
         else:
             rest = list(range(done[spec.name], n_lesions, ex.BLOCK))
         if model_future is None:
-            model_future = client.scatter([_pickled(model)], broadcast=True)[0]  # sent once per run
-        x_future = client.scatter(x, broadcast=True)
+            model_future = shared(client, pickled_subject(model), "subject")  # sent once per run
+        x_future = shared(client, x, f"stimuli-{spec.name}")
         ranges = [r.tolist() for r in np.array_split(np.asarray(rest), min(len(rest), n_workers)) if len(r)]
         futures = [client.submit(_run_blocks, model_future, x_future, spec.region, means, list(spec.downstream), spec.shortcut,
                                  how, lesions, starts, [entry.seed(protocol, s) for s in starts], labels, str(store), entry.node,
-                                 pure=False, key=f"lesion-blocks-{spec.name}-{starts[0]}")
+                                 key=f"lesion-blocks-{spec.name}-{starts[0]}-{run}")
                    for starts in ranges]
         finished: set[int] = set()
         intact = None
         for future in as_completed(futures):
             out = future.result()
+            future.release()  # done: were its worker lost now, the scheduler must not run it again
             finished.update(out["starts"])
             if out["starts"][0] == rest[0]:  # the entry's first block measured the pass sizes: kept, as in one process
                 intact = out["intact"]

@@ -14,6 +14,7 @@ import sys
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from .plan import PresentationPlan
 from .regions import RegionTap, reduce_output, reduce_time_output
 from .trials import TrialVariability
 
-__all__ = ["BatchWriter", "stream_batches", "behaviour_of"]
+__all__ = ["BatchWriter", "stream_batches", "behaviour_of", "store_rows"]
 
 #: ``write(batch, start, stop, buffers)``: store rows ``start:stop`` from ``buffers[name][:stop - start]``.
 BatchWriter = Callable[[int, int, int, dict[str, np.ndarray]], None]
@@ -42,6 +43,29 @@ def behaviour_of(output: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"output": output.float(), "predicted": output.argmax(dim=1)}
 
 
+def store_rows(arrays: dict[str, Any], labels: np.ndarray | None, start: int, stop: int, buffers: dict[str, np.ndarray]) -> None:
+    """Write one batch's rows ``start:stop`` into the store's arrays (``"fc1/activity"``,
+    ``"behaviour/output"``, ...): each region's activity and the behaviour, ``behaviour/correct``
+    scored against ``labels`` (float class indices, NaN where a presentation has none).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> arrays = {"fc1/activity": np.zeros((4, 2)), "behaviour/predicted": np.zeros(4, int), "behaviour/correct": np.zeros(4)}
+    >>> buffers = {"fc1": np.ones((3, 2)), "behaviour/predicted": np.array([1, 0, 2])}
+    >>> store_rows(arrays, np.array([1.0, 1.0, np.nan, 0.0]), 0, 2, buffers)
+    >>> arrays["behaviour/correct"].tolist(), arrays["fc1/activity"][:, 0].tolist()
+    ([1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0])
+    """
+    for name, array in arrays.items():
+        if name == "behaviour/correct":
+            label = labels[start:stop]
+            predicted = buffers["behaviour/predicted"][: stop - start]
+            array[start:stop] = np.where(np.isnan(label), np.nan, predicted == label).astype(np.float32)
+        else:
+            array[start:stop] = buffers[name.removesuffix("/activity")][: stop - start]
+
+
 def stream_batches(
     model: nn.Module,
     plan: PresentationPlan,
@@ -56,8 +80,9 @@ def stream_batches(
     behaviour: int | None = None,
     quiet: bool = False,
     desc: str = "recording",
+    stop_batch: int | None = None,
 ) -> None:
-    """Record the batches ``first_batch ..`` of ``plan``, handing each to ``write``.
+    """Record the batches ``first_batch .. stop_batch - 1`` of ``plan``, handing each to ``write``.
 
     Parameters
     ----------
@@ -92,6 +117,9 @@ def stream_batches(
         No progress bar.
     desc
         Progress bar label.
+    stop_batch
+        One past the last batch to record; None: to the end of the plan (a worker of a cluster
+        records its own range, :mod:`neurorecord.record.distributed`).
     """
     n = len(plan)
     steps = plan.time.steps if plan.time is not None else None
@@ -102,7 +130,7 @@ def stream_batches(
             slot["behaviour/output"] = np.zeros((rows, behaviour), dtype=np.float32)
             slot["behaviour/predicted"] = np.zeros(rows, dtype=np.int64)
     pending: deque[Future[None]] = deque()
-    n_batches = -(-n // batch_size)
+    n_batches = -(-n // batch_size) if stop_batch is None else stop_batch
     bar = tqdm(total=n, initial=min(first_batch * batch_size, n), unit="stim", desc=desc,
                disable=quiet, file=sys.stderr, dynamic_ncols=True)
     cuda = [device.index or 0] if device.type == "cuda" else []
