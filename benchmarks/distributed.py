@@ -4,8 +4,8 @@ Runs ``protocols/lesion-study.yaml`` (record fc2 and fc3 of the digits MLP on 45
 population analysis, 251 lesions in three sweeps, one with downstream activity) with
 ``neurorecord.run``: in this process (the baseline; torch uses its default threads), and with a
 ``Client`` of a ``LocalCluster(n_workers=2, threads_per_worker=1, processes=True)`` in scope (the
-lesion blocks and the analyses' kernels on the workers; recording, statistics and store writes
-of results in the client). The cluster is started once, before the rounds, as an existing cluster
+recording's batches, the lesion blocks and the analyses' kernels on the workers; statistics and
+store writes of results in the client). The cluster is started once, before the rounds, as an existing cluster
 would be; its start-up time is printed apart. Rounds are interleaved (one, cluster, one,
 cluster, ...), each into a fresh store on /tmp; the medians and their ratio are printed (target:
 cluster / one process <= 1.25 on the same cores), with the per-worker work split of the last
@@ -84,7 +84,8 @@ def main() -> None:
         split: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         for task in stream or []:
             key = str(task["key"][0] if isinstance(task["key"], tuple) else task["key"])
-            kind = "lesion blocks" if key.startswith("lesion-blocks") else "analysis kernels" if "unit-kernel" in key else "other"
+            kind = ("lesion blocks" if key.startswith("lesion-blocks") else "recording batches" if key.startswith("record-batches")
+                    else "analysis kernels" if "unit-kernel" in key else "other")
             seconds = sum(s["stop"] - s["start"] for s in task["startstops"] if s["action"] == "compute")
             split[task["worker"]][kind].append(seconds)
         print("work split of the last cluster round (compute seconds, tasks):")

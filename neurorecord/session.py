@@ -204,6 +204,9 @@ def _prepare(protocol: Protocol, device: str | None) -> Experiment:
     probe = torch.from_numpy(plan.images(0, min(2, len(plan)))).to(dev)
     with eval_mode(subject.model), RegionTap(subject.model, rec.regions) as tap, torch.inference_mode():
         try:
+            if rec.dtype == "bfloat16":  # what the recording will run: a layer autocast cannot take fails here
+                with torch.autocast(dev.type, dtype=torch.bfloat16):
+                    tap.with_output(probe)
             outputs, result = tap.with_output(probe)
         except (RuntimeError, TypeError, ValueError) as exc:
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -597,7 +600,7 @@ def _record(out: Path, group: Any, exp: Experiment, state: store.RunState, quiet
 
         record_distributed(client, exp.subject.model, exp.plan, shapes, rec.reduce, exp.variability, exp.protocol.seed,
                            rec.batch_size, state.batches_done, exp.n_outputs, labels, str(out), names,
-                           advance, quiet, f"recording {exp.protocol.name}")
+                           advance, quiet, f"recording {exp.protocol.name}", dtype=rec.dtype)
         return
     arrays = store.row_writer(group, names)
 
@@ -608,7 +611,7 @@ def _record(out: Path, group: Any, exp: Experiment, state: store.RunState, quiet
 
     stream_batches(exp.subject.model, exp.plan, shapes, rec.reduce, exp.variability, exp.device, exp.protocol.seed,
                    rec.batch_size, state.batches_done, write, behaviour=exp.n_outputs, quiet=quiet,
-                   desc=f"recording {exp.protocol.name}")
+                   desc=f"recording {exp.protocol.name}", dtype=rec.dtype)
 
 
 def _numeric_labels(label: np.ndarray | None, n: int) -> np.ndarray:

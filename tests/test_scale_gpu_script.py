@@ -18,7 +18,7 @@ def test_gpu_benchmark_runs_small_on_cpu():
         capture_output=True, text=True, timeout=600, cwd=REPO,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    for line in ("plain forward", "channel means, 4 regions", "full layer2 maps + 3 means", "layer2 sweep (neurorecord)",
+    for line in ("plain forward", "channel means, 4 regions", "full layer2 maps", "layer2 sweep (neurorecord)",
                  "whole-network loop"):
         assert line in out.stdout
     assert "sweep predictions equal to the limit's: True" in out.stdout

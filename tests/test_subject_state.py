@@ -89,6 +89,17 @@ def _stream(model: nn.Module, fail: bool) -> None:
                    100, 0, write, behaviour=10, quiet=True)
 
 
+def _stream_bfloat16(model: nn.Module, fail: bool) -> None:
+    plan = PresentationPlan([DigitsSet("digits", "test")])
+
+    def write(batch: int, start: int, stop: int, buffers: dict[str, np.ndarray]) -> None:
+        if fail and batch == 1:
+            raise OSError("disk full")
+
+    stream_batches(model, plan, {"fc2": (100,)}, "mean", TrialVariability(None, 0, len(plan)), torch.device("cpu"), 0,
+                   100, 0, write, behaviour=10, quiet=True, dtype="bfloat16")
+
+
 def _lesion(model: nn.Module, fail: bool) -> None:
     lesion_predictions(model, X, "fc2", [0, 1, 200 if fail else 2])
 
@@ -120,6 +131,7 @@ def _check_downstream(model: nn.Module, fail: bool) -> None:
 CALLS: dict[str, Callable[[nn.Module, bool], None]] = {
     "RegionTap": _tap,
     "stream_batches": _stream,
+    "stream_batches(dtype=bfloat16)": _stream_bfloat16,
     "lesion_predictions": _lesion,
     "lesion_predictions(shortcut=False, downstream)": _lesion_exact,
     "obvious_predictions": _obvious,

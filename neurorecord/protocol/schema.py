@@ -199,6 +199,12 @@ class RecordSpec(_Strict):
         "(Blosc LZ4 with bit shuffle: little CPU, smaller where activity has zeros) or zstd (Blosc Zstandard with bit "
         "shuffle: the smallest store, the most CPU); lossless, so every codec stores the same values.",
     )
+    dtype: Literal["float32", "bfloat16"] = Field(
+        "float32",
+        description="Precision of the forward pass: float32, or bfloat16 under torch.autocast (faster on GPUs with bfloat16 "
+        "units; the weights are not changed). Activity is stored as float32 either way; bfloat16 keeps about 3 significant "
+        "digits (docs/scale.md#bfloat16).",
+    )
     compression_level: int | None = Field(
         None, ge=1, le=9,
         description="Blosc compression level of lz4 or zstd, 1 (fastest) to 9 (smallest); default 1. Not allowed with "

@@ -41,21 +41,22 @@ TASKS_PER_WORKER = 4
 
 def _record_range(subject: tuple[str, bytes], plan: PresentationPlan, variability: TrialVariability,
                   shapes: dict[str, tuple[int, ...]], reduce: str, seed: int, batch_size: int, first: int, stop: int,
-                  behaviour: int | None, labels: np.ndarray | None, store: str, names: list[str]) -> tuple[int, int]:
+                  behaviour: int | None, labels: np.ndarray | None, store: str, names: list[str], dtype: str) -> tuple[int, int]:
     """On a worker: record batches ``first .. stop - 1`` and write their rows; returns the range."""
     torch.set_num_threads(worker_threads())  # one worker, its own share of the cores
     arrays = store_io.row_writer(store_io.open_writable(Path(store)), names)
     model = subject_on_worker(*subject)
     stream_batches(model, plan, shapes, reduce, variability, torch.device("cpu"), seed, batch_size, first,
                    lambda batch, start, stop_, buffers: store_rows(arrays, labels, start, stop_, buffers),
-                   behaviour=behaviour, quiet=True, stop_batch=stop)
+                   behaviour=behaviour, quiet=True, stop_batch=stop, dtype=dtype)
     return first, stop
 
 
 def record_distributed(client: Any, model: torch.nn.Module, plan: PresentationPlan, shapes: dict[str, tuple[int, ...]],
                        reduce: str, variability: TrialVariability, seed: int, batch_size: int, first_batch: int,
                        behaviour: int | None, labels: np.ndarray | None, store: str, names: list[str],
-                       advance: Callable[[int], None], quiet: bool = False, desc: str = "recording") -> None:
+                       advance: Callable[[int], None], quiet: bool = False, desc: str = "recording",
+                       dtype: str = "float32") -> None:
     """Record the batches ``first_batch ..`` of ``plan`` on the workers of ``client``.
 
     Parameters
@@ -75,6 +76,8 @@ def record_distributed(client: Any, model: torch.nn.Module, plan: PresentationPl
         each time it grows (the run state is written there).
     quiet, desc
         Progress bar.
+    dtype
+        As :func:`~neurorecord.record.stream.stream_batches` (``record.dtype``).
     """
     from distributed import as_completed
 
@@ -89,7 +92,7 @@ def record_distributed(client: Any, model: torch.nn.Module, plan: PresentationPl
     subject = shared(client, pickled_subject(model), "subject")
     plan_, variability_ = shared(client, plan, "presentation-plan"), shared(client, variability, "trial-variability")
     futures = [client.submit(_record_range, subject, plan_, variability_, shapes, reduce, seed, batch_size, a, b, behaviour,
-                             labels, store, names, key=f"record-batches-{a}-{b}-{run}") for a, b in ranges]
+                             labels, store, names, dtype, key=f"record-batches-{a}-{b}-{run}") for a, b in ranges]
     finished: set[int] = set()
     done = first_batch
     with tqdm(total=n, initial=min(first_batch * batch_size, n), unit="stim", desc=desc, disable=quiet, file=sys.stderr,

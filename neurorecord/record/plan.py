@@ -123,12 +123,16 @@ class PresentationPlan:
             "epoch": epoch,
         }
 
-    def images(self, start: int, stop: int) -> np.ndarray:
+    def images(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
         """Inputs of presentations ``start`` to ``stop`` (exclusive): float32 (n, C, H, W), or
-        (n, steps, C, H, W) when time-resolved."""
+        (n, steps, C, H, W) when time-resolved; written into ``out`` when given (a buffer reused
+        batch after batch: pinned host memory on a GPU run)."""
         stim = np.arange(start, stop, dtype=np.int64) % self.n_stimuli
         which = np.searchsorted(self._offsets, stim, side="right") - 1
-        out = np.empty((stop - start, *self.input_shape), dtype=np.float32)
+        if out is None:
+            out = np.empty((stop - start, *self.input_shape), dtype=np.float32)
+        elif out.shape != (stop - start, *self.input_shape) or out.dtype != np.float32:
+            raise ValueError(f"out: expected float32 of shape {(stop - start, *self.input_shape)}, found {out.dtype} {out.shape}")
         if self.time is not None:
             on, off = self.time.onset, self.time.offset
             out[:, :on] = self.time.blank

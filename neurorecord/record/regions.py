@@ -222,7 +222,7 @@ def reduce_output(output: torch.Tensor, reduce: str) -> torch.Tensor:
     elif output.ndim in (3, 4):
         spatial = tuple(range(2, output.ndim))
         if reduce == "mean":
-            out = output.mean(dim=spatial)
+            out = output.mean(dim=spatial, dtype=torch.float32)  # a bfloat16 map (record.dtype) averaged in float32
         elif reduce == "max":
             out = output.amax(dim=spatial)
         elif reduce == "center":

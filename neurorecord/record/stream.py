@@ -10,6 +10,7 @@ uninterrupted one would.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections import deque
 from collections.abc import Callable
@@ -66,6 +67,13 @@ def store_rows(arrays: dict[str, Any], labels: np.ndarray | None, start: int, st
             array[start:stop] = buffers[name.removesuffix("/activity")][: stop - start]
 
 
+def _write_when_copied(write: BatchWriter, copied: Any, batch: int, start: int, stop: int, buffers: dict[str, np.ndarray]) -> None:
+    """In the writer thread: wait for the batch's device-to-host copies (a CUDA event), then write it."""
+    if copied is not None:
+        copied.synchronize()
+    write(batch, start, stop, buffers)
+
+
 def stream_batches(
     model: nn.Module,
     plan: PresentationPlan,
@@ -81,6 +89,7 @@ def stream_batches(
     quiet: bool = False,
     desc: str = "recording",
     stop_batch: int | None = None,
+    dtype: str = "float32",
 ) -> None:
     """Record the batches ``first_batch .. stop_batch - 1`` of ``plan``, handing each to ``write``.
 
@@ -120,43 +129,72 @@ def stream_batches(
     stop_batch
         One past the last batch to record; None: to the end of the plan (a worker of a cluster
         records its own range, :mod:`neurorecord.record.distributed`).
+    dtype
+        ``float32``, or ``bfloat16``: the forward pass under :func:`torch.autocast` (the weights
+        are not touched); the stored values are float32 either way.
+
+    Notes
+    -----
+    Inputs and outputs go through two reused host buffers each (fresh memory's first touch is
+    slow). On a CUDA device they are pinned and every copy is asynchronous: the next batch's
+    images are prepared on the CPU while the GPU runs this one, and the writer thread waits for a
+    batch's device-to-host copies (a CUDA event) before writing it, so transfers and store writes
+    overlap the forward passes.
     """
     n = len(plan)
     steps = plan.time.steps if plan.time is not None else None
     rows = min(batch_size, n)  # buffers as large as what is presented, not as the batch_size asked
-    buffers = [{r: np.zeros((rows, *shape), dtype=np.float32) for r, shape in regions.items()} for _ in range(2)]
+    cuda = device.type == "cuda"
+    shapes = {r: ((rows, *shape), torch.float32) for r, shape in regions.items()}
     if behaviour is not None:
-        for slot in buffers:
-            slot["behaviour/output"] = np.zeros((rows, behaviour), dtype=np.float32)
-            slot["behaviour/predicted"] = np.zeros(rows, dtype=np.int64)
+        shapes.update({"behaviour/output": ((rows, behaviour), torch.float32), "behaviour/predicted": ((rows,), torch.int64)})
+    # two slots (one filled, one written); pinned on CUDA, so device-to-host copies run asynchronously
+    host = [{k: torch.zeros(shape, dtype=dt, pin_memory=cuda) for k, (shape, dt) in shapes.items()} for _ in range(2)]
+    buffers = [{k: t.numpy() for k, t in slot.items()} for slot in host]
+    # the inputs too: two reused (pinned) slots; on CUDA one is filled while the other is copied to the device
+    inputs = [torch.zeros((rows, *plan.input_shape), dtype=torch.float32, pin_memory=cuda) for _ in range(2)]
+    uploaded: list[Any] = [None, None]  # CUDA events: the slot's last host-to-device copy is done
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bfloat16" else contextlib.nullcontext()
     pending: deque[Future[None]] = deque()
     n_batches = -(-n // batch_size) if stop_batch is None else stop_batch
     bar = tqdm(total=n, initial=min(first_batch * batch_size, n), unit="stim", desc=desc,
                disable=quiet, file=sys.stderr, dynamic_ncols=True)
-    cuda = [device.index or 0] if device.type == "cuda" else []
+    devices = [device.index or 0] if cuda else []
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurorecord-writer") as pool, eval_mode(model), \
-                torch.random.fork_rng(devices=cuda), variability.neural_noise(model), RegionTap(model, list(regions)) as tap:
+                torch.random.fork_rng(devices=devices), variability.neural_noise(model), RegionTap(model, list(regions)) as tap:
             for batch in range(first_batch, n_batches):
                 start, stop = batch * batch_size, min(n, (batch + 1) * batch_size)
                 torch.manual_seed(int(np.random.SeedSequence([seed, batch]).generate_state(1)[0]))
-                x = variability.apply(torch.from_numpy(plan.images(start, stop)).to(device), start)
+                staged = inputs[batch % 2][: stop - start]
+                if uploaded[batch % 2] is not None:
+                    uploaded[batch % 2].synchronize()  # its copy two batches ago has left it
+                plan.images(start, stop, out=staged.numpy())
+                x = staged.to(device, non_blocking=cuda)
+                if cuda:
+                    uploaded[batch % 2] = torch.cuda.Event()
+                    uploaded[batch % 2].record()
+                x = variability.apply(x, start)
                 with torch.inference_mode():
-                    if behaviour is None:
-                        outputs, result = tap(x), None
-                    else:
-                        outputs, result = tap.with_output(x)
+                    with autocast:
+                        if behaviour is None:
+                            outputs, result = tap(x), None
+                        else:
+                            outputs, result = tap.with_output(x)
                     if len(pending) == 2:
                         pending.popleft().result()
-                    slot = buffers[batch % 2]
+                    slot = host[batch % 2]
                     for region, output in outputs.items():
                         stored = reduce_output(output, reduce) if steps is None else reduce_time_output(output, reduce, steps)
-                        torch.from_numpy(slot[region][: stop - start]).copy_(stored)
+                        slot[region][: stop - start].copy_(stored, non_blocking=cuda)
                     if result is not None:
                         for key, value in behaviour_of(result).items():
-                            torch.from_numpy(slot[f"behaviour/{key}"][: stop - start]).copy_(value)
+                            slot[f"behaviour/{key}"][: stop - start].copy_(value, non_blocking=cuda)
+                    copied = torch.cuda.Event() if cuda else None
+                    if copied is not None:
+                        copied.record()
                 del outputs, result
-                pending.append(pool.submit(write, batch, start, stop, slot))
+                pending.append(pool.submit(_write_when_copied, write, copied, batch, start, stop, buffers[batch % 2]))
                 bar.update(stop - start)
             while pending:
                 pending.popleft().result()

@@ -160,10 +160,10 @@ def _run_with_power_cut(monkeypatch, path, out, at: int) -> None:
     """Run `path` into `out`, failing when presentation `at` is reached, and restore the plan."""
     real_images = PresentationPlan.images
 
-    def failing(self, start, stop):
+    def failing(self, start, stop, out=None):
         if start >= at:
             raise RuntimeError("power cut")
-        return real_images(self, start, stop)
+        return real_images(self, start, stop, out)
 
     monkeypatch.setattr(PresentationPlan, "images", failing)
     with pytest.raises(RuntimeError, match="power cut"):
