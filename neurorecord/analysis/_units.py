@@ -164,13 +164,13 @@ def unit_dataset(activity: xr.DataArray, variables: dict[str, tuple[tuple[str, .
 
 
 def fdr(p: np.ndarray, activity: xr.DataArray, method: str = "fdr_bh") -> tuple[np.ndarray, str]:
-    """Multiple-comparison correction over the units of each region (statsmodels ``multipletests``).
+    """Multiple-comparison correction over the units of each region (:func:`~._multitest.adjusted_p`).
 
     ``p`` has units on its last axis; any leading axes (conditions) are corrected together with
     the units of the same region. Returns the corrected values (NaN where ``p`` is NaN) and a
     description of the family, e.g. ``"fdr_bh over the 100 units of region fc1"``.
     """
-    from statsmodels.stats.multitest import multipletests
+    from ._multitest import adjusted_p
 
     p = np.asarray(p, dtype=np.float64)
     q = np.full_like(p, np.nan)
@@ -190,7 +190,7 @@ def fdr(p: np.ndarray, activity: xr.DataArray, method: str = "fdr_bh") -> tuple[
         ok = ~np.isnan(sub)
         if ok.any():
             corrected = np.full(sub.shape, np.nan)
-            corrected[ok] = multipletests(sub[ok], method=method)[1]
+            corrected[ok] = adjusted_p(sub[ok], method)
             q[..., cols] = corrected
         lead = int(np.prod(p.shape[:-1])) if p.ndim > 1 else 1
         families.append(f"{int(cols.sum()) * lead} tests of region {region}" if lead > 1 else f"{int(cols.sum())} units of region {region}")

@@ -384,12 +384,12 @@ def lesion_effects(
     p = _mcnemar_exact(b, c)
     p[:, empty] = np.nan
 
-    from statsmodels.stats.multitest import multipletests
+    from ._multitest import adjusted_p
 
     q = np.full_like(p, np.nan)
     tested = ~np.isnan(p)
     if tested.any():
-        q[tested] = multipletests(p[tested], method=correction)[1]
+        q[tested] = adjusted_p(p[tested], correction)
     n_tested = int(tested.sum())
     n_columns = int((~empty).sum())
     family = (

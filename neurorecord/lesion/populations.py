@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
-from statsmodels.stats.multitest import multipletests
+from ..analysis._multitest import adjusted_p
 from tqdm.auto import tqdm
 
 from .. import store as store_io
@@ -166,7 +166,7 @@ def _against_controls(ds: xr.Dataset, kinds: np.ndarray, correction: str) -> xr.
     for c in range(n_class):
         finite = rows[np.isfinite(p[rows, c])]
         if finite.size:
-            q[finite, c] = multipletests(p[finite, c], method=correction)[1]
+            q[finite, c] = adjusted_p(p[finite, c], correction)
     lc = ("lesion", "class")
     return xr.Dataset({
         "control_percentile": (lc, percentile, {"units": "%", "long_name": "percent of matched controls less harmful"}),
