@@ -28,13 +28,11 @@ import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import xarray as xr
 
-from . import store
 from .errors import NeurorecordError, RegionError, StoreError, SubjectError
 from .protocol import Protocol, load_protocol
 from .protocol.schema import EACH
@@ -47,10 +45,15 @@ from .stimuli import build_stimulus_sets
 from .subjects import Subject, build_subject
 from .subjects.base import eval_mode
 
-__all__ = ["Experiment", "prepare", "run"]
+if TYPE_CHECKING:  # the store (zarr, xarray) is imported by the stages that use it: `validate` does without
+    import xarray as xr
+
+    from . import store
+
+__all__ = ["Experiment", "execute", "prepare", "run"]
 
 #: Store nodes a region may not be named after.
-RESERVED_NODES = (store.BEHAVIOUR_NODE, store.ANALYSES_NODE, store.LESIONS_NODE, store.PROGRESS_NODE)
+RESERVED_NODES = ("behaviour", "analyses", "lesions", "progress")  # store.BEHAVIOUR_NODE, ... (tests/test_dependencies.py)
 _PACKAGES = ("neurorecord", "torch", "numpy", "xarray", "zarr", "dask", "scipy", "scikit-learn", "pydantic", "pyyaml")
 
 
@@ -407,6 +410,32 @@ def run(
     >>> float(tree["behaviour"]["correct"].mean()) > 0.9
     True
     """
+    from . import store
+
+    return store.open_recording(execute(protocol, out, resume, overwrite, device, quiet, report))
+
+
+def execute(
+    protocol: Protocol | str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    resume: bool = False,
+    overwrite: bool = False,
+    device: str | None = None,
+    quiet: bool = False,
+    report: bool = False,
+) -> Path:
+    """:func:`run`, without opening the finished store: returns its folder (``neurorecord run``
+    has no use for the opened tree; opening it checks every file of the store).
+
+    Examples
+    --------
+    >>> import neurorecord, tempfile
+    >>> folder = execute(neurorecord.default_protocol_path(), tempfile.mkdtemp() + "/run", quiet=True)
+    >>> (folder / "fc1" / "activity").is_dir()
+    True
+    """
+    from . import store
+
     if resume and overwrite:
         raise StoreError("resume, overwrite: expected at most one of them (resume continues the run in out, "
                          "overwrite records it again from the start), found both")
@@ -416,7 +445,7 @@ def run(
     store.check_output(out, protocol.name, protocol.sha256, resume, overwrite)
     state = store.read_run_state(out)
     if resume and state is not None and state.complete:
-        return store.open_recording(out)
+        return out
     exp = prepare(protocol, device)  # everything is checked before anything is deleted or written
     if exp.device.type != "cpu" and current_client() is not None:
         raise NeurorecordError(
@@ -430,7 +459,7 @@ def run(
         store.check_output(out, protocol.name, protocol.sha256, resume, overwrite, holding_lock=True)
         state = store.read_run_state(out)
         if state is not None and state.complete and not overwrite:
-            return store.open_recording(out)  # resume of a run another process finished meanwhile
+            return out  # resume of a run another process finished meanwhile
         if state is None or state.stage == "creating" or overwrite:
             state = store.RunState(protocol.name, protocol.sha256, "creating", len(exp.plan), rec.batch_size, n_batches, 0)
             group = store.create_store(out, _provenance(exp), state)
@@ -472,7 +501,7 @@ def run(
             group.attrs.update({"complete": True, "finished": _now(), store.MANIFEST_ATTR: store.manifest(out),
                                 store.RUN_ATTR: asdict(state)})
             store.consolidate(out)  # after the last write: xarray opens the store from the root zarr.json
-    return store.open_recording(out)
+    return out
 
 
 def _inputs(provenance: dict[str, Any]) -> dict[str, Any]:
@@ -493,6 +522,8 @@ def _inputs(provenance: dict[str, Any]) -> dict[str, Any]:
 
 def _check_same_inputs(out: Path, exp: Experiment, state: store.RunState) -> None:
     """Refuse to resume a run whose inputs changed since it started (rows from both would mix)."""
+    from . import store
+
     stored, now = _inputs(store.root_attrs(out)), _inputs(_provenance(exp))
     changed = [key for key in dict.fromkeys([*stored, *now]) if stored.get(key) != now.get(key)]
     if state.batch_size != exp.protocol.record.batch_size:
@@ -509,6 +540,8 @@ def _now() -> str:
 
 
 def _provenance(exp: Experiment) -> dict[str, Any]:
+    from . import store
+
     p = exp.protocol
     return {
         "neurorecord_format": store.FORMAT,
@@ -535,6 +568,8 @@ def _provenance(exp: Experiment) -> dict[str, Any]:
 
 def _create_nodes(out: Path, exp: Experiment) -> None:
     """One node per region (coordinates, attributes, unwritten ``activity``), and ``behaviour``."""
+    from . import store
+
     rec = exp.protocol.record
     n = len(exp.plan)
     plan_coords = exp.plan.coords()
@@ -582,6 +617,8 @@ def _create_nodes(out: Path, exp: Experiment) -> None:
 
 def _record(out: Path, group: Any, exp: Experiment, state: store.RunState, quiet: bool) -> None:
     """Record the batches not yet done, advancing the run state after each."""
+    from . import store
+
     rec = exp.protocol.record
     steps = (exp.time_steps,) if exp.time_steps else ()
     shapes = {r: (lay.n_neuroid, *steps) for r, lay in exp.layouts.items()}
@@ -624,6 +661,8 @@ def _numeric_labels(label: np.ndarray | None, n: int) -> np.ndarray:
 
 def _analyse(out: Path, exp: Experiment, quiet: bool) -> None:
     """Run the protocol's ``analyses:`` on the recorded store (re-run whole after an interruption)."""
+    from . import store
+
     if not exp.protocol.analyses:
         return
     from .analysis.runner import run_analyses
@@ -636,6 +675,8 @@ def _analyse(out: Path, exp: Experiment, quiet: bool) -> None:
 
 def _study(out: Path, exp: Experiment, quiet: bool) -> None:
     """Run the protocol's ``study:`` entries on the recording and the lesion results (re-run whole after an interruption)."""
+    from . import store
+
     if not exp.protocol.study:
         return
     from .analysis.study import run_studies

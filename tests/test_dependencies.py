@@ -110,3 +110,28 @@ def test_every_optional_package_a_test_needs_is_installed_by_the_test_extra() ->
     assert asked, "the scan found no importorskip at all: is it still reading the tests?"
     missing = sorted(asked - declared)
     assert not missing, f"tests skip without {missing}; add them to the test extra in pyproject.toml"
+
+
+def test_validate_imports_only_what_it_needs() -> None:
+    """`neurorecord validate` of the default protocol builds the subject and the stimuli and checks
+    every entry without the store's or the analyses' numerical stack (about a second of start-up)."""
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from neurorecord.cli.main import main
+main(["validate", sys.argv[1]])
+heavy = ("xarray", "dask", "zarr", "scipy", "pandas", "statsmodels", "sklearn", "distributed", "matplotlib")
+print(sorted(m for m in heavy if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", script, str(REPO / "neurorecord" / "protocols" / "digits.yaml")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_reserved_node_names_are_the_stores() -> None:
+    from neurorecord import session, store
+
+    assert session.RESERVED_NODES == (store.BEHAVIOUR_NODE, store.ANALYSES_NODE, store.LESIONS_NODE, store.PROGRESS_NODE)

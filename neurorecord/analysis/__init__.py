@@ -16,15 +16,52 @@ labels. Tests are vectorised over units and cross-checked against scipy and stat
 True
 """
 
-from ._units import AnalysisError
-from .agreement import indicator_correlations, partition_agreement, predicts_lesion_impact, preferred_vs_most_hurt, unit_indicators
-from .populations import Population, define_population
-from .profiles import cluster_profiles, lesion_profiles, response_profiles
-from .runner import load_analysis, load_population, run_analyses, save_analysis
-from .selectivity import INDEX_FUNCTIONS, selectivity
-from .stats import anova, kruskal, mannwhitney_ovr, permutation_test, rayleigh, ttest_ovr
-from .tuning import tuning_curve
-from .vonmises import fit_von_mises
+import importlib
+import sys
+import types
+from typing import Any
+
+#: Where each public name lives: imported on first use, so that importing
+#: ``neurorecord.analysis.checks`` (``neurorecord validate``) does not import xarray and dask.
+_WHERE = {
+    "AnalysisError": "neurorecord.errors",
+    "indicator_correlations": ".agreement", "partition_agreement": ".agreement", "predicts_lesion_impact": ".agreement",
+    "preferred_vs_most_hurt": ".agreement", "unit_indicators": ".agreement",
+    "Population": ".populations", "define_population": ".populations",
+    "cluster_profiles": ".profiles", "lesion_profiles": ".profiles", "response_profiles": ".profiles",
+    "load_analysis": ".runner", "load_population": ".runner", "run_analyses": ".runner", "save_analysis": ".runner",
+    "INDEX_FUNCTIONS": ".selectivity", "selectivity": ".selectivity",
+    "anova": ".stats", "kruskal": ".stats", "mannwhitney_ovr": ".stats", "permutation_test": ".stats", "rayleigh": ".stats",
+    "ttest_ovr": ".stats",
+    "tuning_curve": ".tuning",
+    "fit_von_mises": ".vonmises",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])
+
+
+class _Package(types.ModuleType):
+    """Importing the submodule ``selectivity`` binds it on the package, over the function of the
+    same name; this keeps ``neurorecord.analysis.selectivity`` the function, as an eager import did."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _WHERE and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
 
 __all__ = [
     "AnalysisError",

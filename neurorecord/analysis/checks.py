@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import AnalysisError, did_you_mean
 from ..protocol.schema import EACH
 from ._levels import angle_problem, match_level, partner_problem
-from .selectivity import INDICES
+from ._indices import INDICES
 
 __all__ = ["check_analysis_plan"]
 

@@ -20,12 +20,11 @@ __all__ = ["main"]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ..session import run
-
     from ..cluster import cluster_client
+    from ..session import execute
 
     with cluster_client(args.scheduler, args.workers):  # recording, analyses and lesion sweeps use it (docs/scale.md)
-        run(args.protocol, args.out, resume=args.resume, overwrite=args.overwrite, device=args.device, quiet=args.quiet,
+        execute(args.protocol, args.out, resume=args.resume, overwrite=args.overwrite, device=args.device, quiet=args.quiet,
             report=not args.no_report)
     if not args.quiet:
         print(f"recorded {args.protocol} -> {args.out} (complete); inspect it with `neurorecord info {args.out}`", file=sys.stderr)

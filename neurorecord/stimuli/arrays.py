@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zarr
 
 from ..errors import StimulusError, did_you_mean
 from .base import RESERVED_COORDS, StimulusSet
@@ -232,6 +231,8 @@ class ZarrSet(_ArraySet):
         what = f"{self.path}: stimuli '{name}'"
         if not self.path.exists():
             raise StimulusError(f"{what}: path: not found, expected the folder of a zarr array")
+        import zarr  # here, not at the top: protocols without zarr stimuli (and `validate`) do without it
+
         try:
             self._array = zarr.open_array(self.path, mode="r")
         except (ValueError, OSError) as exc:
