@@ -32,8 +32,10 @@ def current_client() -> Any | None:
 
     if "distributed" not in sys.modules:  # no client can exist, and importing distributed costs ~0.4 s
         return None
-    from distributed import default_client
-
+    try:
+        from distributed import default_client
+    except ImportError:  # a module of that name that is not dask's
+        return None
     try:
         return default_client()
     except ValueError:

@@ -124,7 +124,7 @@ def run_analyses(protocol: Protocol, tree: xr.DataTree, store: str | os.PathLike
 #: A region's stored activity up to this size is read once into memory for the protocol's
 #: analyses, unless a dask.distributed client is in scope: each analysis of a dask-backed region
 #: pays a graph and a scheduler pass (about 30 ms here), more than all the work on a small
-#: region (the default protocol's 12 analyses: 0.55 -> 0.2 s, benchmarks/cli_startup.py).
+#: region (the default protocol's 12 analyses: 0.55 -> 0.18 s of compute; benchmarks/README.md, cli_startup.py).
 IN_PROCESS_BYTES = 64 * 2**20
 
 

@@ -14,8 +14,8 @@ average. Both stores are checked to hold the same lesion predictions.
 
 Run from the repository root::
 
-    python benchmarks/distributed.py              # 3 rounds (a few minutes on 2 shared cores)
-    python benchmarks/distributed.py --rounds 1
+    python benchmarks/cluster_overhead.py              # 3 rounds (a few minutes on 2 shared cores)
+    python benchmarks/cluster_overhead.py --rounds 1
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 PROTOCOL = Path(__file__).resolve().parents[1] / "protocols" / "lesion-study.yaml"
-# this script's own folder comes first on sys.path, and this file is named like the package it imports
+# this script's own folder comes first on sys.path: keep it from shadowing packages
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 
