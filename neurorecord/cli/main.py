@@ -146,9 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="do not write the HTML report (<OUT>.report) at the end")
     cluster = p.add_mutually_exclusive_group()
     cluster.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                         help="run analyses and lesion sweeps on this dask.distributed scheduler (address or scheduler file)")
+                         help="record, analyse and run lesion sweeps on the workers of this dask.distributed scheduler (address or scheduler file)")
     cluster.add_argument("--workers", metavar="N", type=_positive, default=None,
-                         help="run analyses and lesion sweeps on a local cluster of N worker processes")
+                         help="record, analyse and run lesion sweeps on a local cluster of N worker processes")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("validate", help="check a protocol and print its plan, without recording")
