@@ -332,7 +332,7 @@ def skeleton_costs(protocol: Path, scratch: Path, rounds: int) -> None:
     print(f"fixed costs against their obvious versions ({exp.protocol.name}, {len(exp.layouts)} regions + behaviour; "
           f"median of {rounds} interleaved rounds):")
     print(f"  store skeleton: xarray to_zarr(compute=False) of dask zeros {_median(samples['xarray']):.3f} s, "
-          f"neurorecord (coordinates through xarray, arrays through zarr) {_median(samples['ours']):.3f} s")
+          f"neurorecord (xarray and zarr into a MemoryStore, then plain files) {_median(samples['ours']):.3f} s")
     print(f"  open_recording: coordinates loaded one by one {_median(samples['open one by one']):.3f} s, "
           f"in one computation {_median(samples['open ours']):.3f} s")
 
