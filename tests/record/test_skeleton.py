@@ -60,3 +60,40 @@ def test_skeleton_equals_xarrays_own(tmp_path, compression, level, n_neuroid, ti
     b = xr.open_zarr(theirs, group="r", consolidated=False)
     xr.testing.assert_identical(a.load(), b.load())
     assert np.isnan(a["activity"].values).all() and a["activity"].encoding["chunks"] == b["activity"].encoding["chunks"]
+
+
+def test_a_result_node_has_the_bytes_xarray_writes_to_disk(tmp_path):
+    """save_result_node builds the node in a MemoryStore and writes plain files: the same files,
+    byte for byte, as xarray's own to_zarr on the disk (the obvious path), and the same Dataset read back."""
+    from pathlib import Path
+
+    from neurorecord.store import save_result_node
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=7)
+    p[2] = np.nan
+    ds = xr.Dataset(
+        {"p": ("neuroid", p, {"units": "1", "long_name": "p value"}),
+         "member": ("neuroid", p < 0.5),
+         "rank": ("neuroid", np.arange(7, dtype=np.int64)),
+         "means": (("condition", "neuroid"), rng.normal(size=(3, 7)))},
+        coords={"neuroid_id": ("neuroid", np.array([f"fc1.{i}" for i in range(7)], dtype=object)),
+                "condition": ("condition", np.array([0, 1, 2])),
+                "region": ("neuroid", np.array(["fc1"] * 7, dtype=object))},
+        attrs={"test": "anova", "n_members": 3},
+    )
+    save_result_node(tmp_path / "fast", "analyses/fc1/x", ds)
+    save_result_node(tmp_path / "fast", "analyses/fc1/x", ds)  # replacing a node leaves no stale file
+    ds.to_zarr(tmp_path / "obvious", group="analyses/fc1/x", mode="w", zarr_format=3, consolidated=False)
+
+    def files(root: Path) -> dict[str, bytes]:
+        node = root / "analyses" / "fc1" / "x"
+        return {str(f.relative_to(node)): f.read_bytes() for f in sorted(node.rglob("*")) if f.is_file()}
+
+    assert files(tmp_path / "fast") == files(tmp_path / "obvious")
+    for root in ("fast", "obvious"):
+        assert (tmp_path / root / "analyses" / "fc1" / "zarr.json").is_file()  # the groups above exist
+    fast = xr.open_zarr(tmp_path / "fast", group="analyses/fc1/x", consolidated=False).load()
+    xr.testing.assert_identical(fast, xr.open_zarr(tmp_path / "obvious", group="analyses/fc1/x", consolidated=False).load())
+    xr.testing.assert_identical(fast[["p", "member", "rank", "means"]].reset_coords(drop=True),
+                                ds[["p", "member", "rank", "means"]].reset_coords(drop=True))
