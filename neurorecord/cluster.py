@@ -11,6 +11,7 @@ and :func:`subject_on_worker` ship the subject to the workers and unpickle it on
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,10 @@ def pickled_subject(model: Any) -> tuple[str, bytes]:
     --------
     >>> import torch
     >>> digest, blob = pickled_subject(torch.nn.Linear(2, 1))
-    >>> subject_on_worker(digest, blob) is subject_on_worker(digest, blob)
+    >>> with subject_on_worker(digest, blob) as first:
+    ...     pass
+    >>> with subject_on_worker(digest, blob) as second:
+    ...     second is first
     True
     """
     import hashlib
@@ -126,17 +130,22 @@ def _modules_off_path(model: Any) -> list[Any]:
 
 #: The subject on this process (a worker), unpickled once per run: key, the digest of its pickle.
 _SUBJECTS: dict[str, Any] = {}
+#: One task at a time uses the subject of a worker process: a worker with several threads would
+#: otherwise run two tasks' hooks on one model at once (each task gives torch all the worker's threads).
+_SUBJECT_LOCK = threading.Lock()
 
 
-def subject_on_worker(digest: str, blob: bytes) -> Any:
-    """The subject on this worker: unpickled by the first task that needs it (recording or
-    lesions), then reused by every later task of the run."""
+@contextlib.contextmanager
+def subject_on_worker(digest: str, blob: bytes) -> Iterator[Any]:
+    """The subject on this worker, held by this task alone: unpickled by the first task that
+    needs it (recording or lesions), then reused by every later task of the run."""
     import pickle
 
-    if digest not in _SUBJECTS:
-        _SUBJECTS.clear()
-        _SUBJECTS[digest] = pickle.loads(blob)
-    return _SUBJECTS[digest]
+    with _SUBJECT_LOCK:
+        if digest not in _SUBJECTS:
+            _SUBJECTS.clear()
+            _SUBJECTS[digest] = pickle.loads(blob)
+        yield _SUBJECTS[digest]
 
 
 def worker_threads() -> int:

@@ -285,3 +285,29 @@ def test_a_cluster_run_killed_while_recording_resumes_to_the_same_store(tmp_path
     resumed = subprocess.run([sys.executable, str(script), str(protocol), str(store)], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same_store(tmp_path / "single", store)
+
+
+def test_a_worker_with_two_threads_runs_one_task_on_the_subject_at_a_time(write_protocol, tmp_path):
+    """A worker of several threads (dask-jobqueue's usual `processes=1, cores=8`) holds one subject:
+    its recording and lesion tasks take it in turn (two tasks' hooks on one model at once would mix
+    their activity), and the client's torch threads are left as they were."""
+    import torch
+
+    from tests.helpers import DIGITS_MLP
+
+    text = DIGITS_MLP.replace("batch_size: 100", "batch_size: 32") + (
+        "lesions:\n  - name: fc3-single\n    region: fc3\n    units: all\n    evaluate: digits\n    n_boot: 50\n")
+    protocol = write_protocol(text)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)  # as the worker's tasks: a GEMM of a few rows sums in another order on 1 thread
+        neurorecord.run(protocol, tmp_path / "single", quiet=True)
+        torch.set_num_threads(1)  # the client's own setting, which the worker's tasks (in this process) change and restore
+        with distributed.LocalCluster(n_workers=1, processes=False, threads_per_worker=2, dashboard_address=None) as cluster, \
+                distributed.Client(cluster) as client, distributed.get_task_stream(client) as stream:
+            neurorecord.run(protocol, tmp_path / "cluster", quiet=True)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert sum(str(t["key"]).startswith("record-batches-") for t in stream.data) > 2  # ranges that could overlap
+    assert_same_store(tmp_path / "single", tmp_path / "cluster")

@@ -51,17 +51,21 @@ def _run_blocks(subject: tuple[str, bytes], x: torch.Tensor, region: str, means:
     ``starts``), its rows written to the progress arrays. Returns the blocks' starts, how the
     passes ran (sizes measured by the first block unless ``how`` has them) and the intact pass
     (predictions, logits, downstream activity without lesion), without the lesioned rows."""
-    torch.set_num_threads(worker_threads())  # one worker, its own share of the cores
     arrays = store_io.open_node(Path(store), node)
-    model = subject_on_worker(*subject)
     ran = dict(how)
-    with prepared_sweep(model, x, region, means=means, device="cpu", downstream=downstream or None, shortcut=shortcut,
-                        batch_size=how.get("upstream_batch")) as sweep:
-        for start, seed in zip(starts, seeds):
-            stop = min(len(lesions), start + ex.BLOCK)
-            result = ex._run_block(sweep, lesions[start:stop], seed, ran.get("pack_size"), ran.get("stimulus_chunk"))
-            ex.write_block(arrays, start, result, labels)
-            ran = ex._how(result, ran)
+    with subject_on_worker(*subject) as model:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(worker_threads())  # the worker's share of the cores (restored: a thread worker shares the process)
+        try:
+            with prepared_sweep(model, x, region, means=means, device="cpu", downstream=downstream or None, shortcut=shortcut,
+                                batch_size=how.get("upstream_batch")) as sweep:
+                for start, seed in zip(starts, seeds):
+                    stop = min(len(lesions), start + ex.BLOCK)
+                    result = ex._run_block(sweep, lesions[start:stop], seed, ran.get("pack_size"), ran.get("stimulus_chunk"))
+                    ex.write_block(arrays, start, result, labels)
+                    ran = ex._how(result, ran)
+        finally:
+            torch.set_num_threads(threads)
     return {"starts": starts, "how": ran, "intact": ex.intact_of(result)}
 
 

@@ -43,12 +43,16 @@ def _record_range(subject: tuple[str, bytes], plan: PresentationPlan, variabilit
                   shapes: dict[str, tuple[int, ...]], reduce: str, seed: int, batch_size: int, first: int, stop: int,
                   behaviour: int | None, labels: np.ndarray | None, store: str, names: list[str], dtype: str) -> tuple[int, int]:
     """On a worker: record batches ``first .. stop - 1`` and write their rows; returns the range."""
-    torch.set_num_threads(worker_threads())  # one worker, its own share of the cores
     arrays = store_io.row_writer(store_io.open_writable(Path(store)), names)
-    model = subject_on_worker(*subject)
-    stream_batches(model, plan, shapes, reduce, variability, torch.device("cpu"), seed, batch_size, first,
-                   lambda batch, start, stop_, buffers: store_rows(arrays, labels, start, stop_, buffers),
-                   behaviour=behaviour, quiet=True, stop_batch=stop, dtype=dtype)
+    with subject_on_worker(*subject) as model:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(worker_threads())  # the worker's share of the cores (restored: a thread worker shares the process)
+        try:
+            stream_batches(model, plan, shapes, reduce, variability, torch.device("cpu"), seed, batch_size, first,
+                           lambda batch, start, stop_, buffers: store_rows(arrays, labels, start, stop_, buffers),
+                           behaviour=behaviour, quiet=True, stop_batch=stop, dtype=dtype)
+        finally:
+            torch.set_num_threads(threads)
     return first, stop
 
 
