@@ -25,7 +25,7 @@ print("torch" in sys.modules)
 
 
 #: The layers, lowest first: a module may import its own layer and those below, never one above.
-#: cli -> session -> report -> plot -> (record, lesion, analysis, compare, interop)
+#: cli -> session -> experiment -> report -> plot -> (record, lesion, analysis, compare, interop)
 #:     -> (store, stimuli, subjects, protocol, cluster) -> (errors, _validation)
 LAYERS = [
     {"errors", "_validation"},
@@ -33,12 +33,13 @@ LAYERS = [
     {"record", "lesion", "analysis", "compare", "interop"},
     {"plot"},
     {"report"},
+    {"experiment"},
     {"session"},
     {"cli"},
 ]
 #: Torch-free packages: they must not import the torch side even sideways.
 TORCH_FREE = {"analysis", "compare", "plot", "report", "store", "protocol", "errors", "_validation", "cluster"}
-TORCH_SIDE = {"record", "lesion", "subjects", "session"}
+TORCH_SIDE = {"record", "lesion", "subjects", "session", "experiment"}
 
 
 def _package_of(name: str) -> str | None:

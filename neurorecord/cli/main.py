@@ -32,7 +32,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from ..session import prepare
+    from ..experiment import prepare
     from .plan import estimate
 
     experiment = prepare(args.protocol, args.device)

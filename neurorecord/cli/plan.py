@@ -1,7 +1,7 @@
 """What a run will cost, estimated from a prepared experiment: store size, peak memory, lesion work.
 
 ``neurorecord validate`` prints these lines after the plan. Every number comes from the
-:class:`~neurorecord.session.Experiment` (plan length, image shape, each region's output
+:class:`~neurorecord.experiment.Experiment` (plan length, image shape, each region's output
 shape and unit count, batch size), so nothing is recorded to compute it.
 
 >>> import neurorecord
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..protocol.schema import EachUnits
-from ..session import Experiment
+from ..experiment import Experiment
 from ..record.regions import RegionTap
 from ..subjects.base import eval_mode
 
