@@ -262,6 +262,7 @@ def _create_nodes(out: Path, exp: Experiment) -> None:
     if times:
         times["time_bin_start"] += ({"units": "ms", "long_name": "bin start after stimulus onset"},)
         times["time_bin_end"] += ({"units": "ms", "long_name": "bin end after stimulus onset"},)
+    pres_coords, time_coords = store.encode_coords(pres), store.encode_coords(times)  # the same in every node: encoded once
     for region, layout in exp.layouts.items():
         dims: tuple[str, ...] = ("presentation", "neuroid") + (("time_bin",) if times else ())
         shape = (n, layout.n_neuroid) + ((exp.time_steps,) if times else ())
@@ -273,7 +274,7 @@ def _create_nodes(out: Path, exp: Experiment) -> None:
         }
         store.create_node(
             out, region, {"activity": (dims, shape, np.float32, attrs)},
-            coords={**pres, **{k: ("neuroid", v) for k, v in layout.coords.items()}, **times},
+            coords=pres_coords | time_coords | store.encode_coords({k: ("neuroid", v) for k, v in layout.coords.items()}),
             attrs={"region": region, "module_type": layout.module_type, "output_shape": list(layout.output_shape),
                    "reduce": layout.reduce, "output_element": -1 if layout.output_element is None else layout.output_element},
             chunk_rows=rec.batch_size, compression=rec.compression, compression_level=rec.compression_level,
@@ -289,7 +290,7 @@ def _create_nodes(out: Path, exp: Experiment) -> None:
                 "correct": (("presentation",), (n,), np.float32,
                             {"long_name": "predicted class equals the label (1 or 0; NaN where the stimulus has no label)"}),
             },
-            coords={**pres, "output_unit": ("output_unit", np.arange(exp.n_outputs, dtype=np.int64))},
+            coords=pres_coords | store.encode_coords({"output_unit": ("output_unit", np.arange(exp.n_outputs, dtype=np.int64))}),
             attrs={"description": "the subject's own output for each presentation, recorded with its activity",
                    "labelled": labelled},
             chunk_rows=rec.batch_size, compression=rec.compression, compression_level=rec.compression_level,

@@ -17,6 +17,7 @@ checking, consolidating and reading a store stay together.)
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -26,12 +27,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 import zarr
-from xarray.backends.zarr import FillValueCoder
 from zarr.codecs import BloscCodec
 
 try:
@@ -41,6 +40,9 @@ except ImportError:  # pragma: no cover - not POSIX
 
 from ._validation import check_choice
 from .errors import DamagedStoreError, IncompleteRecordingError, StoreError
+
+if TYPE_CHECKING:  # xarray is imported where a store is read or a result written: recording needs zarr only
+    import xarray as xr
 
 __all__ = [
     "ACTIVITY_CODEC",
@@ -244,17 +246,43 @@ def open_recording(path: str | os.PathLike[str], allow_incomplete: bool = False,
         if problems:
             raise DamagedStoreError(f"{path}: the store is damaged: {'; '.join(problems[:10])}"
                                     + (f"; and {len(problems) - 10} more" if len(problems) > 10 else ""))
-    tree = xr.open_datatree(path, engine="zarr", chunks={}, consolidated=is_consolidated(path))
+    import xarray as xr
+
+    tree = xr.open_datatree(path, engine="zarr", chunks=None, consolidated=is_consolidated(path))
     regions = [r for r in [*tree.attrs.get("regions", []), BEHAVIOUR_NODE] if r in tree.children]
     order = {f"/{r}": i for i, r in enumerate(regions)}
     nodes = sorted(tree.subtree, key=lambda node: (order.get("/" + node.path.strip("/").split("/")[0], len(order)), node.path))
-    return xr.DataTree.from_dict({node.path: _with_loaded_coords(node.to_dataset(inherit=False)) for node in nodes})
+    datasets = {node.path: node.to_dataset(inherit=False) for node in nodes}
+    coords = _load_coords(list(datasets.values()))
+    token = _store_token(path)
+    return xr.DataTree.from_dict({node: index_labels(_chunked(ds.assign_coords(loaded), f"{token}{node}"))
+                                  for (node, ds), loaded in zip(datasets.items(), coords)})
 
 
-def _with_loaded_coords(ds: xr.Dataset) -> xr.Dataset:
-    """Coordinates in memory (they are small) and label indexes, so groupby/sel work directly."""
-    loaded = ds.coords.to_dataset().load()  # one dask computation for all of them, not one each
-    return index_labels(ds.assign_coords({name: _plain_strings(loaded[name].variable) for name in ds.coords}))
+def _load_coords(datasets: list[xr.Dataset]) -> list[dict[str, xr.Variable]]:
+    """The coordinates of every node in memory (they are small), read together: one trip to zarr's
+    event loop for the whole store (xarray's ``load_async``), where a dask computation per node
+    cost several times more (benchmarks/record_overhead.py prints the opening's cost)."""
+    from zarr.core.sync import sync
+
+    async def load_all() -> list[xr.Dataset]:
+        return list(await asyncio.gather(*(ds.coords.to_dataset().load_async() for ds in datasets)))
+
+    return [{name: _plain_strings(loaded[name].variable) for name in ds.coords} for ds, loaded in zip(datasets, sync(load_all()))]
+
+
+def _chunked(ds: xr.Dataset, token: str) -> xr.Dataset:
+    """The data variables as dask arrays in the store's chunks, named like ``open_dataset``'s own."""
+    from dask.base import tokenize
+
+    variables = {name: ds.variables[name] for name in ds.data_vars}
+    return ds.assign({name: var.chunk(var.encoding.get("preferred_chunks", {}), name=f"open_dataset-{name}-{tokenize(token, name)}")
+                      for name, var in variables.items()})
+
+
+def _store_token(path: Path) -> str:
+    """What identifies a store's current content for dask: its folder and when its root was last written."""
+    return f"{path.resolve()}:{(path / 'zarr.json').stat().st_mtime_ns}:"
 
 
 def index_labels(ds: xr.Dataset) -> xr.Dataset:
@@ -413,9 +441,86 @@ def open_writable(out: Path) -> zarr.Group:
     return zarr.open_group(out, mode="r+", use_consolidated=False)
 
 
+@dataclass(frozen=True)
+class EncodedCoords:
+    """Coordinates encoded once as the zarr arrays xarray writes for them, to be put into any
+    number of nodes (:func:`create_node`): the presentation coordinates of a run are the same in
+    every region node and are encoded once per run.
+
+    ``files`` maps ``<name>/zarr.json`` and ``<name>/c/...`` to their bytes; ``dims`` each
+    coordinate's dimensions. Merge two with ``|``.
+    """
+
+    dims: dict[str, tuple[str, ...]]
+    files: dict[str, bytes]
+
+    def __or__(self, other: "EncodedCoords") -> "EncodedCoords":
+        return EncodedCoords({**self.dims, **other.dims}, {**self.files, **other.files})
+
+
+def encode_coords(coords: dict[str, tuple]) -> EncodedCoords:
+    """Encode coordinates ``name -> (dims, values[, attrs])`` as xarray's ``to_zarr`` would
+    (zarr v3, one chunk each, zarr's default codecs; text as variable-length UTF-8 with fill
+    ``""``; floats with fill NaN and xarray's ``_FillValue`` attribute), without importing xarray:
+    a run's recording needs only zarr (``tests/record/test_skeleton.py`` checks the bytes equal
+    xarray's own).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> enc = encode_coords({"stimulus_id": ("presentation", np.array(["a", "b"], dtype=object)),
+    ...                      "contrast": ("presentation", np.array([0.5, np.nan]), {"units": "1"})})
+    >>> enc.dims["contrast"], sorted(enc.files)[:2]
+    (('presentation',), ['contrast/c/0', 'contrast/zarr.json'])
+    """
+    files: dict[str, Any] = {}
+    memory = zarr.storage.MemoryStore(files)
+    dims, writes = {}, []
+    for name, spec in coords.items():
+        dim, values, attrs = (*spec, {})[:3]
+        dim = (dim,) if isinstance(dim, str) else tuple(dim)
+        values = np.asarray(values)
+        kind = values.dtype.kind
+        attrs = dict(attrs)
+        if kind in "OUT":  # text: variable-length UTF-8, as xarray writes object arrays
+            values, dtype, fill = values.astype(object), zarr.dtype.VariableLengthUTF8(), ""
+        elif kind == "f":
+            dtype, fill = values.dtype, np.nan
+            attrs["_FillValue"] = NAN_FILL_VALUE
+        elif kind in "iub":
+            dtype, fill = values.dtype, values.dtype.type(0)
+        else:
+            raise StoreError(f"coordinate {name!r}: expected numbers, booleans or text, found dtype {values.dtype}")
+        dims[name] = dim
+        writes.append(_create_filled(memory, name, values, dtype=dtype, chunks=values.shape, fill_value=fill,
+                                     attributes=attrs, dimension_names=dim, zarr_format=3))
+    _sync_all(writes)
+    return EncodedCoords(dims, {key: buffer.to_bytes() for key, buffer in files.items() if key != "zarr.json"})
+
+
+#: xarray's ``_FillValue`` attribute of float arrays whose missing values are NaN (base64 of a little-endian double).
+NAN_FILL_VALUE = "AAAAAAAA+H8="
+
+
+async def _create_filled(memory: Any, name: str, values: np.ndarray, **create: Any) -> None:
+    array = await zarr.api.asynchronous.create_array(memory, name=name, shape=values.shape, **create)
+    await array.setitem(Ellipsis, values)
+
+
+def _sync_all(coroutines: list[Any]) -> list[Any]:
+    """Run zarr coroutines together on zarr's own event loop: one round trip to its thread instead
+    of one per call (each costs about a millisecond; a store skeleton makes dozens)."""
+    from zarr.core.sync import sync
+
+    async def gather() -> list[Any]:
+        return list(await asyncio.gather(*coroutines))
+
+    return sync(gather())
+
+
 def create_node(out: Path, node: str, variables: dict[str, tuple[tuple[str, ...], tuple[int, ...], Any, dict[str, Any]]],
-                coords: dict[str, tuple], attrs: dict[str, Any], chunk_rows: int, compression: str = "lz4",
-                compression_level: int | None = None) -> None:
+                coords: dict[str, tuple] | EncodedCoords, attrs: dict[str, Any], chunk_rows: int,
+                compression: str = "lz4", compression_level: int | None = None) -> None:
     """Write node ``node``'s skeleton: every coordinate and attribute, and unwritten data variables.
 
     ``variables`` maps a name to ``(dims, shape, dtype, attrs)``, ``presentation`` first; each
@@ -424,37 +529,43 @@ def create_node(out: Path, node: str, variables: dict[str, tuple[tuple[str, ...]
     when float (the node's attribute ``compression`` says how), and filled later through
     :func:`row_writer`. An array wider than :data:`UNIT_CHUNK` along its second dim is sharded:
     each such file holds inner chunks of :data:`UNIT_CHUNK` units, so a block of units is read
-    without reading whole rows.
+    without reading whole rows. ``coords`` are ``name -> (dims, values[, attrs])`` or already
+    encoded (:func:`encode_coords`).
+
+    The node holds what xarray's ``to_zarr`` writes for the same Dataset with dask-backed
+    variables (``tests/record/test_skeleton.py``), built in a zarr ``MemoryStore`` and written as
+    plain files (:func:`_write_node_files`), without xarray.
     """
+    encoded = coords if isinstance(coords, EncodedCoords) else encode_coords(coords)
     codecs = float_codecs(compression, compression_level)
     compressed = {"codec": compression, "level": codecs[0].clevel if codecs else None}
-    # coordinates through xarray (numpy: written now); the unwritten variables straight through zarr, with the
-    # metadata xarray gives them (tests/record/test_skeleton.py checks it equal to xarray's own, from dask zeros),
-    # which spares building and tokenising a dask graph for arrays that are never computed
-    skeleton = xr.Dataset(coords=coords)
     files: dict[str, Any] = {}
-    memory = zarr.storage.MemoryStore(files)  # built in memory, then written as files: see _write_node_files
-    skeleton.to_zarr(memory, group=node, mode="w", zarr_format=3, consolidated=False)
-    group = zarr.open_group(memory, path=node, mode="r+", use_consolidated=False)
-    group.attrs.put({**attrs, "compression": compressed})  # replaces xarray's list of coordinates: the variables name theirs
+    memory = zarr.storage.MemoryStore(files)
+    creations = [zarr.api.asynchronous.create_group(store=memory, path=node, zarr_format=3,
+                                                    attributes={**attrs, "compression": compressed})]
+    coord_dims = set().union(*encoded.dims.values())  # a coordinate named after one is an index, named by none
     for name, (dims, shape, dtype, var_attrs) in variables.items():
         shard = (min(chunk_rows, shape[0]), *shape[1:])
         chunks, shards = shard, None
         if len(shape) > 1 and shape[1] > UNIT_CHUNK:
             chunks = (shard[0], UNIT_CHUNK, *shard[2:])
             shards = (shard[0], -(-shape[1] // UNIT_CHUNK) * UNIT_CHUNK, *shard[2:])
-        named = sorted(k for k, v in skeleton.coords.items() if k not in skeleton.dims and set(v.dims) <= set(dims))
+        named = sorted(k for k, d in encoded.dims.items() if k not in coord_dims and set(d) <= set(dims))
         floating = np.dtype(dtype).kind == "f"
-        extra = {"_FillValue": FillValueCoder.encode(np.nan, np.dtype(dtype))} if floating else {}
-        group.create_array(name, shape=shape, dtype=dtype, chunks=chunks, shards=shards,
-                           compressors=codecs if floating else "auto", fill_value=np.nan if floating else None,
-                           dimension_names=dims, attributes={**var_attrs, "coordinates": " ".join(named), **extra})
-    _write_node_files(Path(out), node, files)
+        extra = {"_FillValue": NAN_FILL_VALUE} if floating else {}
+        creations.append(zarr.api.asynchronous.create_array(
+            memory, name=f"{node}/{name}", shape=shape, dtype=dtype, chunks=chunks, shards=shards,
+            compressors=codecs if floating else "auto", fill_value=np.nan if floating else None,
+            dimension_names=dims, attributes={**var_attrs, "coordinates": " ".join(named), **extra}, zarr_format=3))
+    _sync_all(creations)
+    node_files = {key: buffer.to_bytes() for key, buffer in files.items()}
+    node_files.update({f"{node}/{key}": data for key, data in encoded.files.items()})
+    _write_node_files(Path(out), node, node_files)
 
 
-def _write_node_files(out: Path, node: str, files: dict[str, Any]) -> None:
+def _write_node_files(out: Path, node: str, files: dict[str, bytes]) -> None:
     """Write node ``node`` of the store at ``out`` from the files a zarr ``MemoryStore`` holds
-    (key -> buffer), replacing the node's folder; the groups above it get their ``zarr.json``
+    (key -> bytes), replacing the node's folder; the groups above it get their ``zarr.json``
     only where they have none (the root's, with the run state, is never touched).
 
     Why: xarray's ``to_zarr`` and zarr's array creation go through zarr's asynchronous store,
@@ -472,12 +583,12 @@ def _write_node_files(out: Path, node: str, files: dict[str, Any]) -> None:
         key = "/".join([*parts[:depth], "zarr.json"])
         if not meta.exists() and key in files:
             meta.parent.mkdir(parents=True, exist_ok=True)
-            meta.write_bytes(files[key].to_bytes())
-    for key, buffer in files.items():
+            meta.write_bytes(files[key])
+    for key, data in files.items():
         if key.startswith(node + "/"):
             path = out / key
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(buffer.to_bytes())
+            path.write_bytes(data)
 
 
 def create_progress_node(out: Path, node: str, arrays: dict[str, tuple[tuple[int, ...], Any, tuple[str, ...]]],
@@ -528,7 +639,7 @@ def save_result_node(store: str | os.PathLike[str], node: str, result: xr.Datase
     >>> load_result_node(folder, "analyses/fc1/mean").attrs["n"]
     3
     """
-    result = result.compute()
+    result = result.compute()  # (an xarray object: xarray is imported)
     clean = result.copy()
     clean.attrs = {k: _jsonable(v) for k, v in result.attrs.items()}
     for var in list(clean.variables):
@@ -539,7 +650,7 @@ def save_result_node(store: str | os.PathLike[str], node: str, result: xr.Datase
     consolidated = is_consolidated(store)
     files: dict[str, Any] = {}
     clean.to_zarr(zarr.storage.MemoryStore(files), group=node, mode="w", zarr_format=3, consolidated=False)
-    _write_node_files(Path(store), node, files)
+    _write_node_files(Path(store), node, {key: buffer.to_bytes() for key, buffer in files.items()})
     if consolidated:  # a result added to a finished store: its consolidated metadata must list it too
         consolidate(store)
 
@@ -552,6 +663,8 @@ def load_result_node(store: str | os.PathLike[str] | xr.DataTree, node: str) -> 
     StoreError
         No such node; the message lists the result nodes under the same root.
     """
+    import xarray as xr
+
     tree = (store if isinstance(store, xr.DataTree)
             else xr.open_datatree(Path(store), engine="zarr", consolidated=is_consolidated(store)))
     try:

@@ -132,6 +132,36 @@ print(sorted(m for m in heavy if m in sys.modules))
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_a_recording_without_analyses_imports_no_xarray(tmp_path) -> None:
+    """`neurorecord run` of a protocol that only records writes its store through zarr alone:
+    neither xarray, pandas nor dask is imported (about 0.8 s of start-up here); the store it
+    writes is then read by xarray as usual."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    protocol = yaml.safe_load((REPO / "neurorecord" / "protocols" / "digits.yaml").read_text())
+    protocol = {k: v for k, v in protocol.items() if k not in ("analyses", "lesions", "study")}
+    protocol["name"] = "recording-only"
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(protocol))
+    script = """
+import sys
+from neurorecord.cli.main import main
+main(["run", sys.argv[1], "--out", sys.argv[2], "--quiet", "--no-report"])
+heavy = ("xarray", "dask", "scipy", "pandas", "statsmodels", "sklearn", "distributed", "matplotlib")
+print(sorted(m for m in heavy if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "p.yaml"), str(tmp_path / "run")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    from neurorecord import open_recording
+
+    tree = open_recording(tmp_path / "run")
+    assert tree["fc1"]["activity"].shape == (454, 100) and not tree["fc1"]["activity"].isnull().any()
+
+
 def test_the_reserved_node_names_are_the_stores() -> None:
     from neurorecord import session, store
 

@@ -1,5 +1,5 @@
-"""A node's skeleton, written by :func:`neurorecord.store.create_node` (coordinates through xarray,
-unwritten variables straight through zarr), is what xarray itself writes from dask zeros."""
+"""A node's skeleton, written by :func:`neurorecord.store.create_node` (straight through zarr,
+without xarray), is what xarray itself writes from dask zeros, byte for byte."""
 
 from __future__ import annotations
 
@@ -34,12 +34,22 @@ def _metadata(folder):
     return {p.relative_to(folder).as_posix(): json.loads(p.read_text()) for p in sorted(folder.rglob("zarr.json"))}
 
 
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 @pytest.mark.parametrize("compression, level", [("lz4", None), ("zstd", 3), ("none", None)])
 @pytest.mark.parametrize("n_neuroid, time_bins", [(100, 0), (1500, 0), (40, 5)])
 def test_skeleton_equals_xarrays_own(tmp_path, compression, level, n_neuroid, time_bins):
     n = 300
+    contrast = np.linspace(0, 1, n)
+    contrast[::7] = np.nan  # a parameter some stimulus sets lack
     pres = {"stimulus_id": ("presentation", np.array([f"s{i}" for i in range(n)], dtype=object)),
-            "label": ("presentation", np.arange(n) % 10), "orientation": ("presentation", np.linspace(0, 180, n))}
+            "label": ("presentation", np.arange(n) % 10), "orientation": ("presentation", np.linspace(0, 180, n)),
+            "contrast": ("presentation", contrast, {"units": "1", "long_name": "Michelson contrast"}),
+            "shift": ("presentation", (np.arange(n) % 3).astype(np.int32)), "flipped": ("presentation", np.arange(n) % 2 == 0),
+            "phase": ("presentation", np.linspace(0, 1, n, dtype=np.float32)),
+            "category": ("presentation", np.array(["", "é", "cat"] * (n // 3), dtype=object), {"long_name": "category"})}
     neur = {"neuroid_id": ("neuroid", np.array([f"r.{i}" for i in range(n_neuroid)], dtype=object)),
             "channel": ("neuroid", np.arange(n_neuroid))}
     times = {"time_bin": ("time_bin", np.arange(time_bins)),
@@ -56,10 +66,41 @@ def test_skeleton_equals_xarrays_own(tmp_path, compression, level, n_neuroid, ti
     create_node(ours, "r", variables, coords, attrs, chunk_rows=128, compression=compression, compression_level=level)
     _reference(theirs, "r", variables, coords, attrs, 128, compression, level)
     assert _metadata(ours) == _metadata(theirs)
+    assert _files(ours) == _files(theirs)
     a = xr.open_zarr(ours, group="r", consolidated=False)
     b = xr.open_zarr(theirs, group="r", consolidated=False)
     xr.testing.assert_identical(a.load(), b.load())
     assert np.isnan(a["activity"].values).all() and a["activity"].encoding["chunks"] == b["activity"].encoding["chunks"]
+
+
+def test_coordinates_encoded_once_go_into_every_node(tmp_path):
+    """The presentation coordinates a run shares between its nodes are encoded once; each node gets
+    the same files as when it encodes them itself."""
+    from neurorecord.store import encode_coords
+
+    pres = {"stimulus_id": ("presentation", np.array(["a", "b", "c"], dtype=object)), "label": ("presentation", np.arange(3))}
+    neur = {"neuroid_id": ("neuroid", np.array(["r.0", "r.1"], dtype=object))}
+    variables = {"activity": (("presentation", "neuroid"), (3, 2), np.float32, {})}
+    shared = encode_coords(pres)
+    for node in ("r1", "r2"):
+        create_node(tmp_path / "shared", node, variables, shared | encode_coords(neur), {}, chunk_rows=2)
+        create_node(tmp_path / "own", node, variables, {**pres, **neur}, {}, chunk_rows=2)
+    assert _files(tmp_path / "shared") == _files(tmp_path / "own")
+    assert json.loads((tmp_path / "own" / "r2" / "activity" / "zarr.json").read_text())["attributes"]["coordinates"] == (
+        "label neuroid_id stimulus_id")
+
+
+def test_fixed_width_text_is_stored_as_variable_length_text(tmp_path):
+    """numpy's fixed-width text (``<U``), which xarray would store in a type zarr calls unstable,
+    is stored as variable-length UTF-8, like the object arrays the recorder makes; other dtypes are refused."""
+    from neurorecord.errors import StoreError
+    from neurorecord.store import encode_coords
+
+    create_node(tmp_path, "r", {}, {"name": ("p", np.array(["ab", "c"]))}, {}, chunk_rows=2)
+    assert json.loads((tmp_path / "r" / "name" / "zarr.json").read_text())["data_type"] == "string"
+    assert xr.open_zarr(tmp_path, group="r", consolidated=False)["name"].values.tolist() == ["ab", "c"]
+    with pytest.raises(StoreError, match="coordinate 'when': expected numbers, booleans or text, found dtype datetime64"):
+        encode_coords({"when": ("p", np.array(["2026-01-01"], dtype="datetime64[D]"))})
 
 
 def test_a_result_node_has_the_bytes_xarray_writes_to_disk(tmp_path):
