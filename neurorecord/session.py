@@ -30,7 +30,7 @@ from .cluster import current_client
 from .errors import NeurorecordError, StoreError
 from .experiment import RESERVED_NODES, Experiment, prepare
 from .protocol import Protocol, load_protocol
-from .record.stream import store_rows, stream_batches
+from .record.stream import batch_rows, stream_batches
 
 if TYPE_CHECKING:  # the store (zarr, xarray) is imported by the stages that use it: `validate` does without
     import xarray as xr
@@ -321,10 +321,10 @@ def _record(out: Path, group: Any, exp: Experiment, state: store.RunState, quiet
                            rec.batch_size, state.batches_done, exp.n_outputs, labels, str(out), names,
                            advance, quiet, f"recording {exp.protocol.name}", dtype=rec.dtype)
         return
-    arrays = store.row_writer(group, names)
+    writer = store.row_writer(group, names)
 
     def write(batch: int, start: int, stop: int, buffers: dict[str, np.ndarray]) -> None:
-        store_rows(arrays, labels, start, stop, buffers)
+        writer.write(start, stop, batch_rows(names, labels, start, stop, buffers))
         state.batches_done = batch + 1
         store.write_run_state(group, state)
 

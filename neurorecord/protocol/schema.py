@@ -196,8 +196,8 @@ class RecordSpec(_Strict):
     compression: Literal["none", "lz4", "zstd"] = Field(
         "lz4",
         description="Codec of the stored activity chunks: none (raw float32: no compression work, the largest store), lz4 "
-        "(Blosc LZ4 with bit shuffle: little CPU, smaller where activity has zeros) or zstd (Blosc Zstandard with bit "
-        "shuffle: the smallest store, the most CPU); lossless, so every codec stores the same values.",
+        "(Blosc LZ4: little CPU, smaller where activity has zeros) or zstd (Blosc Zstandard: the smallest store, the most "
+        "CPU); lossless, so every codec stores the same values.",
     )
     dtype: Literal["float32", "bfloat16"] = Field(
         "float32",

@@ -23,7 +23,7 @@ _LAZY = {
 #: Names that moved in 0.2 (kept, with a DeprecationWarning, for one release).
 _MOVED = {
     "RUN_ATTR": "neurorecord.store", "RunState": "neurorecord.store", "open_recording": "neurorecord.store",
-    "read_run_state": "neurorecord.store", "root_attrs": "neurorecord.store", "ACTIVITY_CODEC": "neurorecord.store",
+    "read_run_state": "neurorecord.store", "root_attrs": "neurorecord.store",
     "Experiment": "neurorecord.session", "prepare": "neurorecord.session", "run": "neurorecord.session",
 }
 

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from .. import store as store_io
 from ..cluster import pickled_subject, shared, subject_on_worker, worker_threads
 from .plan import PresentationPlan
-from .stream import store_rows, stream_batches
+from .stream import batch_rows, stream_batches
 from .trials import TrialVariability
 
 __all__ = ["record_distributed", "TASKS_PER_WORKER"]
@@ -43,13 +43,16 @@ def _record_range(subject: tuple[str, bytes], plan: PresentationPlan, variabilit
                   shapes: dict[str, tuple[int, ...]], reduce: str, seed: int, batch_size: int, first: int, stop: int,
                   behaviour: int | None, labels: np.ndarray | None, store: str, names: list[str], dtype: str) -> tuple[int, int]:
     """On a worker: record batches ``first .. stop - 1`` and write their rows; returns the range."""
-    arrays = store_io.row_writer(store_io.open_writable(Path(store)), names)
+    writer = store_io.row_writer(store_io.open_writable(Path(store)), names)
+
+    def write(batch: int, start: int, stop_: int, buffers: dict[str, np.ndarray]) -> None:
+        writer.write(start, stop_, batch_rows(names, labels, start, stop_, buffers))
+
     with subject_on_worker(*subject) as model:
         threads = torch.get_num_threads()
         torch.set_num_threads(worker_threads())  # the worker's share of the cores (restored: a thread worker shares the process)
         try:
-            stream_batches(model, plan, shapes, reduce, variability, torch.device("cpu"), seed, batch_size, first,
-                           lambda batch, start, stop_, buffers: store_rows(arrays, labels, start, stop_, buffers),
+            stream_batches(model, plan, shapes, reduce, variability, torch.device("cpu"), seed, batch_size, first, write,
                            behaviour=behaviour, quiet=True, stop_batch=stop, dtype=dtype)
         finally:
             torch.set_num_threads(threads)

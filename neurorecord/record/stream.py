@@ -27,7 +27,7 @@ from .plan import PresentationPlan
 from .regions import RegionTap, reduce_output, reduce_time_output
 from .trials import TrialVariability
 
-__all__ = ["BatchWriter", "stream_batches", "behaviour_of", "store_rows"]
+__all__ = ["BatchWriter", "stream_batches", "behaviour_of", "batch_rows"]
 
 #: ``write(batch, start, stop, buffers)``: store rows ``start:stop`` from ``buffers[name][:stop - start]``.
 BatchWriter = Callable[[int, int, int, dict[str, np.ndarray]], None]
@@ -44,27 +44,30 @@ def behaviour_of(output: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"output": output.float(), "predicted": output.argmax(dim=1)}
 
 
-def store_rows(arrays: dict[str, Any], labels: np.ndarray | None, start: int, stop: int, buffers: dict[str, np.ndarray]) -> None:
-    """Write one batch's rows ``start:stop`` into the store's arrays (``"fc1/activity"``,
+def batch_rows(names: list[str], labels: np.ndarray | None, start: int, stop: int,
+               buffers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One batch's rows ``start:stop`` for each of the store's arrays ``names`` (``"fc1/activity"``,
     ``"behaviour/output"``, ...): each region's activity and the behaviour, ``behaviour/correct``
     scored against ``labels`` (float class indices, NaN where a presentation has none).
 
     Examples
     --------
     >>> import numpy as np
-    >>> arrays = {"fc1/activity": np.zeros((4, 2)), "behaviour/predicted": np.zeros(4, int), "behaviour/correct": np.zeros(4)}
     >>> buffers = {"fc1": np.ones((3, 2)), "behaviour/predicted": np.array([1, 0, 2])}
-    >>> store_rows(arrays, np.array([1.0, 1.0, np.nan, 0.0]), 0, 2, buffers)
-    >>> arrays["behaviour/correct"].tolist(), arrays["fc1/activity"][:, 0].tolist()
-    ([1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0])
+    >>> rows = batch_rows(["fc1/activity", "behaviour/predicted", "behaviour/correct"], np.array([1.0, 1.0, np.nan, 0.0]),
+    ...                   0, 2, buffers)
+    >>> rows["behaviour/correct"].tolist(), rows["fc1/activity"].shape
+    ([1.0, 0.0], (2, 2))
     """
-    for name, array in arrays.items():
+    rows = {}
+    for name in names:
         if name == "behaviour/correct":
             label = labels[start:stop]
             predicted = buffers["behaviour/predicted"][: stop - start]
-            array[start:stop] = np.where(np.isnan(label), np.nan, predicted == label).astype(np.float32)
+            rows[name] = np.where(np.isnan(label), np.nan, predicted == label).astype(np.float32)
         else:
-            array[start:stop] = buffers[name.removesuffix("/activity")][: stop - start]
+            rows[name] = buffers[name.removesuffix("/activity")][: stop - start]
+    return rows
 
 
 def _write_when_copied(write: BatchWriter, copied: Any, batch: int, start: int, stop: int, buffers: dict[str, np.ndarray]) -> None:
