@@ -279,8 +279,8 @@ def report(configs: list[Config]) -> None:
 
 def _xarray_skeleton(out: Path, node: str, variables: dict[str, Any], coords: dict[str, Any], attrs: dict[str, Any],
                      chunk_rows: int, compression: str = "lz4", compression_level: int | None = None) -> None:
-    """The obvious skeleton (what ``store.create_node`` wrote before): xarray's ``to_zarr(compute=False)``
-    of dask zeros. ``tests/record/test_skeleton.py`` checks the two write the same metadata."""
+    """The obvious skeleton of one node: xarray's ``to_zarr(compute=False)`` of dask zeros.
+    ``tests/record/test_skeleton.py`` checks that ``store.create_nodes`` writes the same bytes."""
     import dask.array as da
     import xarray as xr
 
@@ -298,43 +298,44 @@ def _xarray_skeleton(out: Path, node: str, variables: dict[str, Any], coords: di
         out, group=node, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding)
 
 
-def _coords_one_by_one(ds: Any) -> Any:
-    """The obvious way to load an opened node's coordinates (what ``store.open_recording`` did before)."""
-    return store.index_labels(ds.assign_coords({name: store._plain_strings(ds[name].variable.load()) for name in ds.coords}))
+def _open_obvious(path: Path) -> Any:
+    """The obvious opening: ``xarray.open_datatree`` with dask, each node's coordinates loaded one by one."""
+    import xarray as xr
+
+    tree = xr.open_datatree(path, engine="zarr", chunks={}, consolidated=True)
+    return xr.DataTree.from_dict({node.path: store.index_labels(node.to_dataset(inherit=False).assign_coords(
+        {name: store._plain_strings(node[name].variable.load()) for name in node.coords})) for node in tree.subtree})
 
 
 def skeleton_costs(protocol: Path, scratch: Path, rounds: int) -> None:
     """Two fixed costs against their obvious versions, interleaved: the store skeleton (every region
     node and ``behaviour``) and opening the finished store."""
     exp = session.prepare(protocol)
+    rec = exp.protocol.record
     out = scratch / "skeleton"
-    samples: dict[str, list[float]] = {k: [] for k in ("xarray", "ours", "open one by one", "open ours")}
-    create_node, load_coords = store.create_node, store._with_loaded_coords
+    tree_out = scratch / "opened"
+    neurorecord.run(protocol, tree_out, quiet=True)
+
+    def obvious_skeleton() -> None:
+        for node, (variables, coords, attrs) in session._node_specs(exp).items():
+            _xarray_skeleton(out, node, variables, coords, attrs, rec.batch_size, rec.compression, rec.compression_level)
+
+    cases = {"xarray": obvious_skeleton, "ours": lambda: session._create_nodes(out, exp),
+             "open obvious": lambda: _open_obvious(tree_out), "open ours": lambda: store.open_recording(tree_out, verify="none")}
+    samples: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(rounds):
-        for label, fn in (("xarray", _xarray_skeleton), ("ours", create_node)):
+        for label, fn in cases.items():
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir()
-            store.create_node = fn
-            try:
-                samples[label].append(timed(lambda: session._create_nodes(out, exp)))
-            finally:
-                store.create_node = create_node
-        tree_out = scratch / "opened"
-        if not tree_out.exists():
-            neurorecord.run(protocol, tree_out, quiet=True)
-        for label, fn in (("open one by one", _coords_one_by_one), ("open ours", load_coords)):
-            store._with_loaded_coords = fn
-            try:
-                samples[label].append(timed(lambda: store.open_recording(tree_out)))
-            finally:
-                store._with_loaded_coords = load_coords
+            samples[label].append(timed(fn))
     shutil.rmtree(out, ignore_errors=True)
     print(f"fixed costs against their obvious versions ({exp.protocol.name}, {len(exp.layouts)} regions + behaviour; "
           f"median of {rounds} interleaved rounds):")
-    print(f"  store skeleton: xarray to_zarr(compute=False) of dask zeros {_median(samples['xarray']):.3f} s, "
-          f"neurorecord (xarray and zarr into a MemoryStore, then plain files) {_median(samples['ours']):.3f} s")
-    print(f"  open_recording: coordinates loaded one by one {_median(samples['open one by one']):.3f} s, "
-          f"in one computation {_median(samples['open ours']):.3f} s")
+    print(f"  store skeleton: xarray to_zarr(compute=False) of dask zeros, node by node {_median(samples['xarray']):.3f} s, "
+          f"neurorecord (zarr alone, shared coordinates encoded once, into a MemoryStore, then plain files) "
+          f"{_median(samples['ours']):.3f} s")
+    print(f"  opening: open_datatree with dask, coordinates loaded one by one {_median(samples['open obvious']):.3f} s, "
+          f"open_recording (every coordinate in one load_async) {_median(samples['open ours']):.3f} s")
 
 
 def peers() -> None:

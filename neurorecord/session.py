@@ -252,17 +252,24 @@ def _create_nodes(out: Path, exp: Experiment) -> None:
     from . import store
 
     rec = exp.protocol.record
-    n = len(exp.plan)
-    plan_coords = exp.plan.coords()
+    store.create_nodes(out, _node_specs(exp), chunk_rows=rec.batch_size, compression=rec.compression,
+                       compression_level=rec.compression_level)
+
+
+def _node_specs(exp: Experiment) -> dict[str, Any]:
+    """The store's region nodes and ``behaviour``, as :func:`neurorecord.store.create_nodes` takes them
+    (the presentation coordinates are the same tuples in every node: encoded once)."""
     from .stimuli import coordinate_attrs
 
+    n = len(exp.plan)
+    plan_coords = exp.plan.coords()
     units = coordinate_attrs(exp.plan.sets)  # long_name, units of each stimulus parameter (axis labels of figures)
     pres = {k: ("presentation", v, units.get(k, {})) for k, v in {**plan_coords, **exp.variability.coords()}.items()}
     times = {k: ("time_bin", v) for k, v in exp.plan.time_coords().items()}
     if times:
         times["time_bin_start"] += ({"units": "ms", "long_name": "bin start after stimulus onset"},)
         times["time_bin_end"] += ({"units": "ms", "long_name": "bin end after stimulus onset"},)
-    pres_coords, time_coords = store.encode_coords(pres), store.encode_coords(times)  # the same in every node: encoded once
+    nodes: dict[str, Any] = {}
     for region, layout in exp.layouts.items():
         dims: tuple[str, ...] = ("presentation", "neuroid") + (("time_bin",) if times else ())
         shape = (n, layout.n_neuroid) + ((exp.time_steps,) if times else ())
@@ -272,17 +279,16 @@ def _create_nodes(out: Path, exp: Experiment) -> None:
             "description": "output of the region's module for each presentation"
             + ("" if layout.reduce == "none" or len(layout.output_shape) == 1 else f", {layout.reduce} over space"),
         }
-        store.create_node(
-            out, region, {"activity": (dims, shape, np.float32, attrs)},
-            coords=pres_coords | time_coords | store.encode_coords({k: ("neuroid", v) for k, v in layout.coords.items()}),
-            attrs={"region": region, "module_type": layout.module_type, "output_shape": list(layout.output_shape),
-                   "reduce": layout.reduce, "output_element": -1 if layout.output_element is None else layout.output_element},
-            chunk_rows=rec.batch_size, compression=rec.compression, compression_level=rec.compression_level,
+        nodes[region] = (
+            {"activity": (dims, shape, np.float32, attrs)},
+            {**pres, **{k: ("neuroid", v) for k, v in layout.coords.items()}, **times},
+            {"region": region, "module_type": layout.module_type, "output_shape": list(layout.output_shape),
+             "reduce": layout.reduce, "output_element": -1 if layout.output_element is None else layout.output_element},
         )
     if exp.n_outputs is not None:
-        labelled = "label" in plan_coords
-        store.create_node(
-            out, store.BEHAVIOUR_NODE,
+        from .store import BEHAVIOUR_NODE
+
+        nodes[BEHAVIOUR_NODE] = (
             {
                 "output": (("presentation", "output_unit"), (n, exp.n_outputs), np.float32,
                            {"units": "a.u.", "long_name": "subject's output (logits)"}),
@@ -290,11 +296,11 @@ def _create_nodes(out: Path, exp: Experiment) -> None:
                 "correct": (("presentation",), (n,), np.float32,
                             {"long_name": "predicted class equals the label (1 or 0; NaN where the stimulus has no label)"}),
             },
-            coords=pres_coords | store.encode_coords({"output_unit": ("output_unit", np.arange(exp.n_outputs, dtype=np.int64))}),
-            attrs={"description": "the subject's own output for each presentation, recorded with its activity",
-                   "labelled": labelled},
-            chunk_rows=rec.batch_size, compression=rec.compression, compression_level=rec.compression_level,
+            {**pres, "output_unit": ("output_unit", np.arange(exp.n_outputs, dtype=np.int64))},
+            {"description": "the subject's own output for each presentation, recorded with its activity",
+             "labelled": "label" in plan_coords},
         )
+    return nodes
 
 
 def _record(out: Path, group: Any, exp: Experiment, state: store.RunState, quiet: bool) -> None:

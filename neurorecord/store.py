@@ -68,6 +68,7 @@ __all__ = [
     "create_store",
     "is_consolidated",
     "create_node",
+    "create_nodes",
     "exclusive",
     "index_labels",
     "load_result_node",
@@ -441,69 +442,107 @@ def open_writable(out: Path) -> zarr.Group:
     return zarr.open_group(out, mode="r+", use_consolidated=False)
 
 
-@dataclass(frozen=True)
-class EncodedCoords:
-    """Coordinates encoded once as the zarr arrays xarray writes for them, to be put into any
-    number of nodes (:func:`create_node`): the presentation coordinates of a run are the same in
-    every region node and are encoded once per run.
+#: A node of :func:`create_nodes`: ``(variables, coords, attrs)``; ``variables`` maps a name to
+#: ``(dims, shape, dtype, attrs)``, ``coords`` a name to ``(dims, values[, attrs])``.
+NodeSpec = tuple[dict[str, tuple[tuple[str, ...], tuple[int, ...], Any, dict[str, Any]]], dict[str, tuple], dict[str, Any]]
 
-    ``files`` maps ``<name>/zarr.json`` and ``<name>/c/...`` to their bytes; ``dims`` each
-    coordinate's dimensions. Merge two with ``|``.
+
+def create_node(out: Path, node: str, variables: dict[str, tuple[tuple[str, ...], tuple[int, ...], Any, dict[str, Any]]],
+                coords: dict[str, tuple], attrs: dict[str, Any], chunk_rows: int, compression: str = "lz4",
+                compression_level: int | None = None) -> None:
+    """Write node ``node``'s skeleton: :func:`create_nodes` of one node."""
+    create_nodes(out, {node: (variables, coords, attrs)}, chunk_rows, compression, compression_level)
+
+
+def create_nodes(out: Path, nodes: dict[str, NodeSpec], chunk_rows: int, compression: str = "lz4",
+                 compression_level: int | None = None) -> None:
+    """Write the skeleton of each node: every coordinate and attribute, and unwritten data variables.
+
+    ``nodes`` maps a node's path to ``(variables, coords, attrs)``. ``variables`` maps a name to
+    ``(dims, shape, dtype, attrs)``, ``presentation`` first; each is stored ``chunk_rows``
+    presentations at a time (whole along every other dim: one file per batch), compressed with
+    :func:`float_codecs` of ``compression`` and ``compression_level`` when float (the node's
+    attribute ``compression`` says how), and filled later through :func:`row_writer`. An array
+    wider than :data:`UNIT_CHUNK` along its second dim is sharded: each such file holds inner
+    chunks of :data:`UNIT_CHUNK` units, so a block of units is read without reading whole rows.
+    ``coords`` maps a name to ``(dims, values[, attrs])``; a coordinate given to several nodes as
+    the same tuple (a run's presentation coordinates) is encoded once.
+
+    Each node holds what xarray's ``to_zarr`` writes for the same Dataset with dask-backed
+    variables (``tests/record/test_skeleton.py`` compares the bytes), made without xarray (a
+    recording needs zarr only): coordinates one chunk each with zarr's default codecs, text as
+    variable-length UTF-8 with fill ``""``, floats with fill NaN and xarray's ``_FillValue``
+    attribute. Everything is built in a zarr ``MemoryStore`` in two trips to zarr's event loop,
+    then written as plain files (:func:`_write_node_files`).
     """
-
-    dims: dict[str, tuple[str, ...]]
-    files: dict[str, bytes]
-
-    def __or__(self, other: "EncodedCoords") -> "EncodedCoords":
-        return EncodedCoords({**self.dims, **other.dims}, {**self.files, **other.files})
-
-
-def encode_coords(coords: dict[str, tuple]) -> EncodedCoords:
-    """Encode coordinates ``name -> (dims, values[, attrs])`` as xarray's ``to_zarr`` would
-    (zarr v3, one chunk each, zarr's default codecs; text as variable-length UTF-8 with fill
-    ``""``; floats with fill NaN and xarray's ``_FillValue`` attribute), without importing xarray:
-    a run's recording needs only zarr (``tests/record/test_skeleton.py`` checks the bytes equal
-    xarray's own).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> enc = encode_coords({"stimulus_id": ("presentation", np.array(["a", "b"], dtype=object)),
-    ...                      "contrast": ("presentation", np.array([0.5, np.nan]), {"units": "1"})})
-    >>> enc.dims["contrast"], sorted(enc.files)[:2]
-    (('presentation',), ['contrast/c/0', 'contrast/zarr.json'])
-    """
+    codecs = float_codecs(compression, compression_level)
+    compressed = {"codec": compression, "level": codecs[0].clevel if codecs else None}
     files: dict[str, Any] = {}
     memory = zarr.storage.MemoryStore(files)
-    dims, writes = {}, []
-    for name, spec in coords.items():
-        dim, values, attrs = (*spec, {})[:3]
-        dim = (dim,) if isinstance(dim, str) else tuple(dim)
-        values = np.asarray(values)
-        kind = values.dtype.kind
-        attrs = dict(attrs)
-        if kind in "OUT":  # text: variable-length UTF-8, as xarray writes object arrays
-            values, dtype, fill = values.astype(object), zarr.dtype.VariableLengthUTF8(), ""
-        elif kind == "f":
-            dtype, fill = values.dtype, np.nan
-            attrs["_FillValue"] = NAN_FILL_VALUE
-        elif kind in "iub":
-            dtype, fill = values.dtype, values.dtype.type(0)
-        else:
-            raise StoreError(f"coordinate {name!r}: expected numbers, booleans or text, found dtype {values.dtype}")
-        dims[name] = dim
-        writes.append(_create_filled(memory, name, values, dtype=dtype, chunks=values.shape, fill_value=fill,
-                                     attributes=attrs, dimension_names=dim, zarr_format=3))
-    _sync_all(writes)
-    return EncodedCoords(dims, {key: buffer.to_bytes() for key, buffer in files.items() if key != "zarr.json"})
+    encoded: dict[int, str] = {}  # id of a coordinate's tuple -> where it is encoded in memory
+    creations = []
+    for node, (_, coords, _) in nodes.items():
+        for name, spec in coords.items():
+            if id(spec) not in encoded:
+                encoded[id(spec)] = key = f"{_ENCODED}/{len(encoded)}"
+                creations.append(_coordinate_array(memory, key, name, spec))
+    _sync_all(creations)
+    creations = []
+    node_files: dict[str, dict[str, bytes]] = {}
+    for node, (variables, coords, attrs) in nodes.items():
+        creations.append(zarr.api.asynchronous.create_group(store=memory, path=node, zarr_format=3,
+                                                            attributes={**attrs, "compression": compressed}))
+        node_files[node] = {}
+        for name, spec in coords.items():
+            prefix = encoded[id(spec)] + "/"
+            node_files[node].update({f"{node}/{name}/{key.removeprefix(prefix)}": value.to_bytes()
+                                     for key, value in files.items() if key.startswith(prefix)})
+        coord_dims = {name: _dims(spec) for name, spec in coords.items()}
+        indexes = set().union(*coord_dims.values())  # a coordinate named after a dimension is an index: named by none
+        for name, (dims, shape, dtype, var_attrs) in variables.items():
+            shard = (min(chunk_rows, shape[0]), *shape[1:])
+            chunks, shards = shard, None
+            if len(shape) > 1 and shape[1] > UNIT_CHUNK:
+                chunks = (shard[0], UNIT_CHUNK, *shard[2:])
+                shards = (shard[0], -(-shape[1] // UNIT_CHUNK) * UNIT_CHUNK, *shard[2:])
+            named = sorted(k for k, d in coord_dims.items() if k not in indexes and set(d) <= set(dims))
+            floating = np.dtype(dtype).kind == "f"
+            extra = {"_FillValue": NAN_FILL_VALUE} if floating else {}
+            creations.append(zarr.api.asynchronous.create_array(
+                memory, name=f"{node}/{name}", shape=shape, dtype=dtype, chunks=chunks, shards=shards,
+                compressors=codecs if floating else "auto", fill_value=np.nan if floating else None,
+                dimension_names=dims, attributes={**var_attrs, "coordinates": " ".join(named), **extra}, zarr_format=3))
+    _sync_all(creations)
+    made = {key: value.to_bytes() for key, value in files.items() if not key.startswith(_ENCODED + "/")}
+    for node, coordinate_files in node_files.items():
+        _write_node_files(Path(out), node, {**made, **coordinate_files})
 
 
+#: Where :func:`create_nodes` encodes coordinates in memory (no node can have the name: zarr reserves "__").
+_ENCODED = "__encoded__"
 #: xarray's ``_FillValue`` attribute of float arrays whose missing values are NaN (base64 of a little-endian double).
 NAN_FILL_VALUE = "AAAAAAAA+H8="
 
 
-async def _create_filled(memory: Any, name: str, values: np.ndarray, **create: Any) -> None:
-    array = await zarr.api.asynchronous.create_array(memory, name=name, shape=values.shape, **create)
+def _dims(spec: tuple) -> tuple[str, ...]:
+    return (spec[0],) if isinstance(spec[0], str) else tuple(spec[0])
+
+
+async def _coordinate_array(memory: Any, key: str, name: str, spec: tuple) -> None:
+    """Write coordinate ``name`` = ``(dims, values[, attrs])`` at ``key`` of ``memory`` as xarray would."""
+    values, attrs = np.asarray(spec[1]), dict(spec[2] if len(spec) > 2 else {})
+    kind = values.dtype.kind
+    if kind in "OUT":  # text: variable-length UTF-8, as xarray writes object arrays
+        values, dtype, fill = values.astype(object), zarr.dtype.VariableLengthUTF8(), ""
+    elif kind == "f":
+        dtype, fill = values.dtype, np.nan
+        attrs["_FillValue"] = NAN_FILL_VALUE
+    elif kind in "iub":
+        dtype, fill = values.dtype, values.dtype.type(0)
+    else:
+        raise StoreError(f"coordinate {name!r}: expected numbers, booleans or text, found dtype {values.dtype}")
+    array = await zarr.api.asynchronous.create_array(memory, name=key, shape=values.shape, dtype=dtype, chunks=values.shape,
+                                                     fill_value=fill, attributes=attrs, dimension_names=_dims(spec), zarr_format=3)
     await array.setitem(Ellipsis, values)
 
 
@@ -516,51 +555,6 @@ def _sync_all(coroutines: list[Any]) -> list[Any]:
         return list(await asyncio.gather(*coroutines))
 
     return sync(gather())
-
-
-def create_node(out: Path, node: str, variables: dict[str, tuple[tuple[str, ...], tuple[int, ...], Any, dict[str, Any]]],
-                coords: dict[str, tuple] | EncodedCoords, attrs: dict[str, Any], chunk_rows: int,
-                compression: str = "lz4", compression_level: int | None = None) -> None:
-    """Write node ``node``'s skeleton: every coordinate and attribute, and unwritten data variables.
-
-    ``variables`` maps a name to ``(dims, shape, dtype, attrs)``, ``presentation`` first; each
-    is stored ``chunk_rows`` presentations at a time (whole along every other dim: one file per
-    batch), compressed with :func:`float_codecs` of ``compression`` and ``compression_level``
-    when float (the node's attribute ``compression`` says how), and filled later through
-    :func:`row_writer`. An array wider than :data:`UNIT_CHUNK` along its second dim is sharded:
-    each such file holds inner chunks of :data:`UNIT_CHUNK` units, so a block of units is read
-    without reading whole rows. ``coords`` are ``name -> (dims, values[, attrs])`` or already
-    encoded (:func:`encode_coords`).
-
-    The node holds what xarray's ``to_zarr`` writes for the same Dataset with dask-backed
-    variables (``tests/record/test_skeleton.py``), built in a zarr ``MemoryStore`` and written as
-    plain files (:func:`_write_node_files`), without xarray.
-    """
-    encoded = coords if isinstance(coords, EncodedCoords) else encode_coords(coords)
-    codecs = float_codecs(compression, compression_level)
-    compressed = {"codec": compression, "level": codecs[0].clevel if codecs else None}
-    files: dict[str, Any] = {}
-    memory = zarr.storage.MemoryStore(files)
-    creations = [zarr.api.asynchronous.create_group(store=memory, path=node, zarr_format=3,
-                                                    attributes={**attrs, "compression": compressed})]
-    coord_dims = set().union(*encoded.dims.values())  # a coordinate named after one is an index, named by none
-    for name, (dims, shape, dtype, var_attrs) in variables.items():
-        shard = (min(chunk_rows, shape[0]), *shape[1:])
-        chunks, shards = shard, None
-        if len(shape) > 1 and shape[1] > UNIT_CHUNK:
-            chunks = (shard[0], UNIT_CHUNK, *shard[2:])
-            shards = (shard[0], -(-shape[1] // UNIT_CHUNK) * UNIT_CHUNK, *shard[2:])
-        named = sorted(k for k, d in encoded.dims.items() if k not in coord_dims and set(d) <= set(dims))
-        floating = np.dtype(dtype).kind == "f"
-        extra = {"_FillValue": NAN_FILL_VALUE} if floating else {}
-        creations.append(zarr.api.asynchronous.create_array(
-            memory, name=f"{node}/{name}", shape=shape, dtype=dtype, chunks=chunks, shards=shards,
-            compressors=codecs if floating else "auto", fill_value=np.nan if floating else None,
-            dimension_names=dims, attributes={**var_attrs, "coordinates": " ".join(named), **extra}, zarr_format=3))
-    _sync_all(creations)
-    node_files = {key: buffer.to_bytes() for key, buffer in files.items()}
-    node_files.update({f"{node}/{key}": data for key, data in encoded.files.items()})
-    _write_node_files(Path(out), node, node_files)
 
 
 def _write_node_files(out: Path, node: str, files: dict[str, bytes]) -> None:

@@ -73,34 +73,34 @@ def test_skeleton_equals_xarrays_own(tmp_path, compression, level, n_neuroid, ti
     assert np.isnan(a["activity"].values).all() and a["activity"].encoding["chunks"] == b["activity"].encoding["chunks"]
 
 
-def test_coordinates_encoded_once_go_into_every_node(tmp_path):
-    """The presentation coordinates a run shares between its nodes are encoded once; each node gets
-    the same files as when it encodes them itself."""
-    from neurorecord.store import encode_coords
+def test_coordinates_shared_by_nodes_are_encoded_once_and_each_node_gets_them(tmp_path):
+    """The presentation coordinates a run gives every node (the same tuples) are encoded once; the
+    nodes written together are those written one by one."""
+    from neurorecord.store import create_nodes
 
     pres = {"stimulus_id": ("presentation", np.array(["a", "b", "c"], dtype=object)), "label": ("presentation", np.arange(3))}
-    neur = {"neuroid_id": ("neuroid", np.array(["r.0", "r.1"], dtype=object))}
     variables = {"activity": (("presentation", "neuroid"), (3, 2), np.float32, {})}
-    shared = encode_coords(pres)
-    for node in ("r1", "r2"):
-        create_node(tmp_path / "shared", node, variables, shared | encode_coords(neur), {}, chunk_rows=2)
-        create_node(tmp_path / "own", node, variables, {**pres, **neur}, {}, chunk_rows=2)
-    assert _files(tmp_path / "shared") == _files(tmp_path / "own")
-    assert json.loads((tmp_path / "own" / "r2" / "activity" / "zarr.json").read_text())["attributes"]["coordinates"] == (
+    nodes = {node: (variables, {**pres, "neuroid_id": ("neuroid", np.array([f"{node}.0", f"{node}.1"], dtype=object))},
+                    {"region": node}) for node in ("r1", "r2")}
+    create_nodes(tmp_path / "together", nodes, chunk_rows=2)
+    for node, (var, coords, attrs) in nodes.items():
+        create_node(tmp_path / "one_by_one", node, var, coords, attrs, chunk_rows=2)
+    assert _files(tmp_path / "together") == _files(tmp_path / "one_by_one")
+    assert json.loads((tmp_path / "together" / "r2" / "activity" / "zarr.json").read_text())["attributes"]["coordinates"] == (
         "label neuroid_id stimulus_id")
+    assert xr.open_zarr(tmp_path / "together", group="r2", consolidated=False)["neuroid_id"].values.tolist() == ["r2.0", "r2.1"]
 
 
 def test_fixed_width_text_is_stored_as_variable_length_text(tmp_path):
     """numpy's fixed-width text (``<U``), which xarray would store in a type zarr calls unstable,
     is stored as variable-length UTF-8, like the object arrays the recorder makes; other dtypes are refused."""
     from neurorecord.errors import StoreError
-    from neurorecord.store import encode_coords
 
     create_node(tmp_path, "r", {}, {"name": ("p", np.array(["ab", "c"]))}, {}, chunk_rows=2)
     assert json.loads((tmp_path / "r" / "name" / "zarr.json").read_text())["data_type"] == "string"
     assert xr.open_zarr(tmp_path, group="r", consolidated=False)["name"].values.tolist() == ["ab", "c"]
     with pytest.raises(StoreError, match="coordinate 'when': expected numbers, booleans or text, found dtype datetime64"):
-        encode_coords({"when": ("p", np.array(["2026-01-01"], dtype="datetime64[D]"))})
+        create_node(tmp_path, "w", {}, {"when": ("p", np.array(["2026-01-01"], dtype="datetime64[D]"))}, {}, chunk_rows=2)
 
 
 def test_a_result_node_has_the_bytes_xarray_writes_to_disk(tmp_path):
