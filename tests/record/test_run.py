@@ -228,6 +228,24 @@ def test_open_recording_gives_usable_labels(digits_run):
     assert act.sel(stimulus_id="digits-0004")["label"].item() == 4
 
 
+
+def test_opened_arrays_have_their_own_dask_names(write_protocol, digits_run):
+    """Each node's arrays get a dask name of their own (computed together they stay apart, as zarr
+    holds them), and a store written again gets new names (dask would otherwise reuse old results)."""
+    import dask
+    import zarr
+
+    path, out, tree = digits_run
+    arrays = {f"{node}/{var}": tree[node][var].data for node in tree.children for var in tree[node].data_vars}
+    assert len({a.name for a in arrays.values()}) == len(arrays) == 6
+    computed = dict(zip(arrays, dask.compute(*arrays.values())))
+    group = zarr.open_group(out, mode="r")
+    for name, values in computed.items():
+        np.testing.assert_array_equal(values, group[name][:])
+    assert tree["fc1"]["activity"].data.name == neurorecord.open_recording(out)["fc1"]["activity"].data.name
+    again = neurorecord.run(write_protocol(DIGITS_MLP.replace("seed: 0", "seed: 1")), out, overwrite=True, quiet=True)
+    assert again["fc1"]["activity"].data.name != tree["fc1"]["activity"].data.name
+
 NOISY_MODEL = """
 import torch
 from torch import nn
