@@ -721,6 +721,7 @@ def manifest(out: Path) -> dict[str, list[int]]:
     :func:`check_files`.
     """
     files = {}
+    buffer = bytearray(1 << 20)  # reused and grown: fresh memory for every file is slower (benchmarks/record_overhead.py, finish)
     for folder, dirs, names in os.walk(out):
         dirs.sort()
         for name in sorted(names):
@@ -728,8 +729,12 @@ def manifest(out: Path) -> dict[str, list[int]]:
             rel = file.relative_to(out).as_posix()
             if rel == "zarr.json":
                 continue
-            data = file.read_bytes()
-            files[rel] = [len(data), zlib.crc32(data)]
+            with open(file, "rb", buffering=0) as f:
+                size = os.fstat(f.fileno()).st_size
+                if size > len(buffer):
+                    buffer = bytearray(size)
+                data = memoryview(buffer)[: f.readinto(memoryview(buffer)[:size])]
+                files[rel] = [len(data), zlib.crc32(data)]
     return files
 
 
