@@ -7,10 +7,12 @@ processes); this script isolates the batch loop that scales with the stimuli. Th
 none`` (full maps). Cases, interleaved over ``--rounds`` rounds (medians and ratios printed):
 
 * **plain forward**: the model over the memory-mapped images, batch by batch (the baseline);
-* **stream_batches -> numpy**: neurorecord's loop (hooks, reductions, reused buffers, writer
-  thread), the writer copying each batch into numpy arrays;
+* **stream_batches -> nothing**: neurorecord's loop (hooks, reductions, reused buffers, writer
+  thread), the writer doing nothing: what the loop costs before any writing;
+* **stream_batches -> numpy**: the same, the writer copying each batch into numpy arrays;
 * **stream_batches -> zarr**: the same writing into zarr arrays laid out as the store lays them
-  out (batch-long chunks; for maps, shards of 512-unit inner chunks), lz4.
+  out (batch-long chunks; for maps, shards of 512-unit inner chunks), lz4, through the store's
+  ``RowWriter`` (a batch's arrays in one trip to zarr), and the run state written after each batch.
 
 Run from the repository root::
 
@@ -68,6 +70,10 @@ def main() -> None:
             for s in range(0, n, BATCH):
                 model(torch.from_numpy(np.array(mapped[s:s + BATCH], dtype=np.float32)))
 
+    def to_nothing(reduce: str) -> None:
+        stream_batches(model, plan, shapes[reduce], reduce, TrialVariability(None, 0, n), torch.device("cpu"), 0, BATCH, 0,
+                       lambda *args: None, behaviour=10, quiet=True)
+
     def to_numpy(reduce: str) -> None:
         out = {r: np.empty((n, *sh), np.float32) for r, sh in shapes[reduce].items()}
 
@@ -89,12 +95,14 @@ def main() -> None:
                 chunks=(BATCH, store.UNIT_CHUNK) if wide else (BATCH, width),
                 shards=(BATCH, -(-width // store.UNIT_CHUNK) * store.UNIT_CHUNK) if wide else None,
             ).with_config({"write_empty_chunks": True})
-        arrays["output"] = group.create_array("output", shape=(n, 10), chunks=(BATCH, 10), dtype="f4")
+        arrays["output"] = group.create_array("output", shape=(n, 10), chunks=(BATCH, 10), dtype="f4").with_config(
+            {"write_empty_chunks": True})
+
+        writer = store.RowWriter(arrays)
 
         def write(batch: int, start: int, stop: int, buffers: dict[str, np.ndarray]) -> None:
-            for r in shapes[reduce]:
-                arrays[r][start:stop] = buffers[r][: stop - start]
-            arrays["output"][start:stop] = buffers["behaviour/output"][: stop - start]
+            writer.write(start, stop, {**{r: buffers[r][: stop - start] for r in shapes[reduce]},
+                                       "output": buffers["behaviour/output"][: stop - start]})
             group.attrs.update({"batches_done": batch + 1})  # as the run state is written after each batch
 
         stream_batches(model, plan, shapes[reduce], reduce, TrialVariability(None, 0, n), torch.device("cpu"), 0, BATCH, 0,
@@ -102,6 +110,7 @@ def main() -> None:
 
     cases = {"plain forward": plain}
     for reduce in ("mean", "none"):
+        cases[f"reduce {reduce}: stream_batches -> nothing"] = lambda reduce=reduce: to_nothing(reduce)
         cases[f"reduce {reduce}: stream_batches -> numpy"] = lambda reduce=reduce: to_numpy(reduce)
         cases[f"reduce {reduce}: stream_batches -> zarr"] = lambda reduce=reduce: to_zarr(reduce)
     for fn in cases.values():
