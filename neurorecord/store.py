@@ -479,24 +479,18 @@ def create_nodes(out: Path, nodes: dict[str, NodeSpec], chunk_rows: int, compres
     compressed = {"codec": compression, "level": codecs[0].clevel if codecs else None}
     files: dict[str, Any] = {}
     memory = zarr.storage.MemoryStore(files)
+    # the groups first, then every array in one trip: an array written beside its group's creation would
+    # create the group itself (zarr makes missing parents), and the group's creation would then fail
+    _sync_all([zarr.api.asynchronous.create_group(store=memory, path=node, zarr_format=3,
+                                                  attributes={**attrs, "compression": compressed})
+               for node, (_, _, attrs) in nodes.items()])
     encoded: dict[int, str] = {}  # id of a coordinate's tuple -> where it is encoded in memory
     creations = []
-    for node, (_, coords, _) in nodes.items():
+    for node, (variables, coords, _) in nodes.items():
         for name, spec in coords.items():
             if id(spec) not in encoded:
                 encoded[id(spec)] = key = f"{_ENCODED}/{len(encoded)}"
                 creations.append(_coordinate_array(memory, key, name, spec))
-    _sync_all(creations)
-    creations = []
-    node_files: dict[str, dict[str, bytes]] = {}
-    for node, (variables, coords, attrs) in nodes.items():
-        creations.append(zarr.api.asynchronous.create_group(store=memory, path=node, zarr_format=3,
-                                                            attributes={**attrs, "compression": compressed}))
-        node_files[node] = {}
-        for name, spec in coords.items():
-            prefix = encoded[id(spec)] + "/"
-            node_files[node].update({f"{node}/{name}/{key.removeprefix(prefix)}": value.to_bytes()
-                                     for key, value in files.items() if key.startswith(prefix)})
         coord_dims = {name: _dims(spec) for name, spec in coords.items()}
         indexes = set().union(*coord_dims.values())  # a coordinate named after a dimension is an index: named by none
         for name, (dims, shape, dtype, var_attrs) in variables.items():
@@ -514,8 +508,13 @@ def create_nodes(out: Path, nodes: dict[str, NodeSpec], chunk_rows: int, compres
                 dimension_names=dims, attributes={**var_attrs, "coordinates": " ".join(named), **extra}, zarr_format=3))
     _sync_all(creations)
     made = {key: value.to_bytes() for key, value in files.items() if not key.startswith(_ENCODED + "/")}
-    for node, coordinate_files in node_files.items():
-        _write_node_files(Path(out), node, {**made, **coordinate_files})
+    for node, (_, coords, _) in nodes.items():
+        node_files = dict(made)
+        for name, spec in coords.items():
+            prefix = encoded[id(spec)] + "/"
+            node_files.update({f"{node}/{name}/{key.removeprefix(prefix)}": value.to_bytes()
+                               for key, value in files.items() if key.startswith(prefix)})
+        _write_node_files(Path(out), node, node_files)
 
 
 #: Where :func:`create_nodes` encodes coordinates in memory (no node can have the name: zarr reserves "__").
@@ -528,9 +527,14 @@ def _dims(spec: tuple) -> tuple[str, ...]:
     return (spec[0],) if isinstance(spec[0], str) else tuple(spec[0])
 
 
-async def _coordinate_array(memory: Any, key: str, name: str, spec: tuple) -> None:
-    """Write coordinate ``name`` = ``(dims, values[, attrs])`` at ``key`` of ``memory`` as xarray would."""
+async def _coordinate_array(memory: Any, key: str, name: str, spec: tuple, coordinates: str | None = None) -> None:
+    """Write variable ``name`` = ``(dims, values[, attrs])`` at ``key`` of ``memory`` as xarray's
+    ``to_zarr`` would: one chunk, zarr's default codecs, text as variable-length UTF-8 with fill
+    ``""``, floats with fill NaN and the ``_FillValue`` attribute; a data variable's
+    ``coordinates`` attribute (the names of its non-index coordinates) comes before it."""
     values, attrs = np.asarray(spec[1]), dict(spec[2] if len(spec) > 2 else {})
+    if coordinates:
+        attrs["coordinates"] = coordinates
     kind = values.dtype.kind
     if kind in "OUT":  # text: variable-length UTF-8, as xarray writes object arrays
         values, dtype, fill = values.astype(object), zarr.dtype.VariableLengthUTF8(), ""
@@ -540,10 +544,33 @@ async def _coordinate_array(memory: Any, key: str, name: str, spec: tuple) -> No
     elif kind in "iub":
         dtype, fill = values.dtype, values.dtype.type(0)
     else:
-        raise StoreError(f"coordinate {name!r}: expected numbers, booleans or text, found dtype {values.dtype}")
+        raise StoreError(f"variable {name!r}: expected numbers, booleans or text, found dtype {values.dtype}")
     array = await zarr.api.asynchronous.create_array(memory, name=key, shape=values.shape, dtype=dtype, chunks=values.shape,
                                                      fill_value=fill, attributes=attrs, dimension_names=_dims(spec), zarr_format=3)
     await array.setitem(Ellipsis, values)
+
+
+def _dataset_files(ds: xr.Dataset, node: str) -> dict[str, bytes]:
+    """The files of node ``node`` holding ``ds`` (loaded; its variables numbers, booleans or text),
+    byte for byte those xarray's ``to_zarr`` writes (``tests/record/test_skeleton.py``), built
+    without its per-variable round trips to zarr's loop: all arrays in one trip."""
+    files: dict[str, Any] = {}
+    memory = zarr.storage.MemoryStore(files)
+    non_index = [name for name in ds.coords if name not in ds.dims]
+    named_by_data = set()
+    writes = []
+    for name, var in ds.variables.items():
+        coordinates = None
+        if name in ds.data_vars:
+            named = sorted(c for c in non_index if set(ds.variables[c].dims) <= set(var.dims))
+            named_by_data.update(named)
+            coordinates = " ".join(named)
+        writes.append(_coordinate_array(memory, f"{node}/{name}", name, (var.dims, var.values, var.attrs), coordinates))
+    unnamed = sorted(set(non_index) - named_by_data)  # coordinates no data variable names: listed by the group
+    attrs = {**ds.attrs, **({"coordinates": " ".join(unnamed)} if unnamed else {})}
+    _sync_all([zarr.api.asynchronous.create_group(store=memory, path=node, zarr_format=3, attributes=attrs)])  # before its arrays
+    _sync_all(writes)
+    return {key: buffer.to_bytes() for key, buffer in files.items()}
 
 
 def _sync_all(coroutines: list[Any]) -> list[Any]:
@@ -653,6 +680,21 @@ def save_result_node(store: str | os.PathLike[str], node: str, result: xr.Datase
     >>> load_result_node(folder, "analyses/fc1/mean").attrs["n"]
     3
     """
+    consolidated = is_consolidated(store)
+    clean = _storable(result)
+    if all(var.dtype.kind in "fiubO" for var in clean.variables.values()):
+        files = _dataset_files(clean, node)
+    else:  # other dtypes (dates, complex numbers): xarray's own encoding
+        memory: dict[str, Any] = {}
+        clean.to_zarr(zarr.storage.MemoryStore(memory), group=node, mode="w", zarr_format=3, consolidated=False)
+        files = {key: buffer.to_bytes() for key, buffer in memory.items()}
+    _write_node_files(Path(store), node, files)
+    if consolidated:  # a result added to a finished store: its consolidated metadata must list it too
+        consolidate(store)
+
+
+def _storable(result: xr.Dataset) -> xr.Dataset:
+    """``result`` computed, with JSON-serialisable attributes, text as objects and only dimension indexes."""
     result = result.compute()  # (an xarray object: xarray is imported)
     clean = result.copy()
     clean.attrs = {k: _jsonable(v) for k, v in result.attrs.items()}
@@ -660,13 +702,7 @@ def save_result_node(store: str | os.PathLike[str], node: str, result: xr.Datase
         clean[var].attrs = {k: _jsonable(v) for k, v in clean[var].attrs.items()}
         if clean[var].dtype.kind in "TU":  # numpy text -> object, which zarr stores as variable-length text
             clean[var] = clean[var].astype(object)
-    clean = clean.drop_indexes([i for i in clean.indexes if i not in clean.dims])
-    consolidated = is_consolidated(store)
-    files: dict[str, Any] = {}
-    clean.to_zarr(zarr.storage.MemoryStore(files), group=node, mode="w", zarr_format=3, consolidated=False)
-    _write_node_files(Path(store), node, {key: buffer.to_bytes() for key, buffer in files.items()})
-    if consolidated:  # a result added to a finished store: its consolidated metadata must list it too
-        consolidate(store)
+    return clean.drop_indexes([i for i in clean.indexes if i not in clean.dims])
 
 
 def load_result_node(store: str | os.PathLike[str] | xr.DataTree, node: str) -> xr.Dataset:

@@ -99,7 +99,7 @@ def test_fixed_width_text_is_stored_as_variable_length_text(tmp_path):
     create_node(tmp_path, "r", {}, {"name": ("p", np.array(["ab", "c"]))}, {}, chunk_rows=2)
     assert json.loads((tmp_path / "r" / "name" / "zarr.json").read_text())["data_type"] == "string"
     assert xr.open_zarr(tmp_path, group="r", consolidated=False)["name"].values.tolist() == ["ab", "c"]
-    with pytest.raises(StoreError, match="coordinate 'when': expected numbers, booleans or text, found dtype datetime64"):
+    with pytest.raises(StoreError, match="variable 'when': expected numbers, booleans or text, found dtype datetime64"):
         create_node(tmp_path, "w", {}, {"when": ("p", np.array(["2026-01-01"], dtype="datetime64[D]"))}, {}, chunk_rows=2)
 
 
@@ -138,3 +138,48 @@ def test_a_result_node_has_the_bytes_xarray_writes_to_disk(tmp_path):
     xr.testing.assert_identical(fast, xr.open_zarr(tmp_path / "obvious", group="analyses/fc1/x", consolidated=False).load())
     xr.testing.assert_identical(fast[["p", "member", "rank", "means"]].reset_coords(drop=True),
                                 ds[["p", "member", "rank", "means"]].reset_coords(drop=True))
+
+
+def _result_files(root, node):
+    folder = root.joinpath(*node.split("/"))
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+EDGE_RESULTS = {
+    "no coordinates": xr.Dataset({"n": ("unit", np.arange(3)), "x": ((), 2.5), "name": ((), "anova")}),
+    "coordinate of no variable": xr.Dataset({"m": ("neuroid", np.ones(2))},
+                                            coords={"edge": ("bin", np.array([0.0, 1.0, np.nan])), "bin": ("bin", [0, 1, 2])}),
+    "text and flags": xr.Dataset({"label": ("neuroid", np.array(["a", "", "é"])), "flag": ("neuroid", [True, False, True])},
+                                 coords={"neuroid_id": ("neuroid", np.array(["r.0", "r.1", "r.2"], dtype=object))},
+                                 attrs={"p": np.float64(np.nan), "levels": np.arange(3)}),
+    "dates (xarray's own encoding)": xr.Dataset({"when": ("unit", np.array(["2026-01-01", "2026-02-01"], dtype="datetime64[ns]"))}),
+    "2-d with attrs": xr.Dataset({"means": (("condition", "neuroid"), np.arange(6.0).reshape(2, 3), {"units": "a.u."})},
+                                 coords={"condition": ("condition", np.array(["x", "y"], dtype=object)),
+                                         "neuroid_id": ("neuroid", np.array(["a", "b", "c"], dtype=object))}),
+}
+
+
+@pytest.mark.parametrize("name", list(EDGE_RESULTS))
+def test_result_nodes_of_every_shape_have_xarrays_bytes(tmp_path, name):
+    from neurorecord.store import _storable, load_result_node, save_result_node
+
+    ds = EDGE_RESULTS[name]
+    save_result_node(tmp_path / "fast", "analyses/r/x", ds)
+    _storable(ds).to_zarr(tmp_path / "obvious", group="analyses/r/x", mode="w", zarr_format=3, consolidated=False)
+    assert _result_files(tmp_path / "fast", "analyses/r/x") == _result_files(tmp_path / "obvious", "analyses/r/x")
+    xr.testing.assert_identical(load_result_node(tmp_path / "fast", "analyses/r/x"),
+                                load_result_node(tmp_path / "obvious", "analyses/r/x"))
+
+
+def test_every_result_of_the_default_protocol_has_xarrays_bytes(tmp_path):
+    """The analyses' own results, as a run stores them, are the bytes xarray's to_zarr writes."""
+    import neurorecord
+    from neurorecord.store import _storable, load_result_node
+
+    tree = neurorecord.run(neurorecord.default_protocol_path(), tmp_path / "run", quiet=True)
+    nodes = [n.path.lstrip("/") for n in tree.subtree if n.path.startswith("/analyses/") and n.path.count("/") == 3]
+    assert len(nodes) == 12
+    for node in nodes:
+        _storable(load_result_node(tree, node)).to_zarr(tmp_path / "obvious", group=node, mode="w", zarr_format=3,
+                                                        consolidated=False)
+        assert _result_files(tmp_path / "run", node) == _result_files(tmp_path / "obvious", node), node
