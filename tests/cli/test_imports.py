@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers import DIGITS_MLP
 
-HEAVY = {"torch", "xarray", "zarr", "dask", "scipy", "statsmodels", "sklearn", "pandas", "matplotlib"}
+HEAVY = {"torch", "xarray", "zarr", "dask", "scipy", "statsmodels", "sklearn", "pandas", "matplotlib", "distributed"}
 
 SCRIPT = """import sys
 from neurorecord.cli.main import main
@@ -53,3 +53,13 @@ def test_validate_and_run_import_no_scikit_learn_or_statsmodels(write_protocol, 
     recorded = _imported(["run", str(path), "--out", str(tmp_path / "rec"), "--quiet", "--no-report"], tmp_path)
     assert not recorded & {"sklearn", "statsmodels", "matplotlib"}
     assert (tmp_path / "rec" / "zarr.json").is_file()
+
+
+def test_the_default_protocol_runs_without_distributed(tmp_path):
+    """Its analyses compute with dask's threads in the run's own process: distributed (0.3 s to
+    import, which dask does to look for a client unless given its scheduler) is not imported."""
+    from neurorecord import default_protocol_path
+
+    recorded = _imported(["run", str(default_protocol_path()), "--out", str(tmp_path / "rec"), "--quiet", "--no-report"],
+                         tmp_path)
+    assert "xarray" in recorded and "distributed" not in recorded
