@@ -122,6 +122,10 @@ def float_codecs(compression: str = "lz4", level: int | None = None) -> list[Blo
     check_choice("compression", compression, tuple(COMPRESSIONS), error=StoreError)
     cname = COMPRESSIONS[compression]
     return [] if cname is None else [BloscCodec(cname=cname, clevel=1 if level is None else level, shuffle="noshuffle")]
+#: How chunk files are named: ``c.<i>.<j>`` beside the array's ``zarr.json`` (zarr v3's default
+#: encoding with ``.`` as separator), not ``c/<i>/<j>``: a folder less per array and per batch,
+#: and making a folder costs as much as writing a small file on the disks measured here.
+CHUNK_KEYS = {"name": "default", "separator": "."}
 #: Units per stored chunk of a wide array (zarr v3 sharding): a shard is one batch of
 #: presentations x every unit (what a writer writes at once, one file), cut into inner chunks of
 #: the batch x this many units (what a per-unit analysis reads: a block of units of every
@@ -505,7 +509,8 @@ def create_nodes(out: Path, nodes: dict[str, NodeSpec], chunk_rows: int, compres
             creations.append(zarr.api.asynchronous.create_array(
                 memory, name=f"{node}/{name}", shape=shape, dtype=dtype, chunks=chunks, shards=shards,
                 compressors=codecs if floating else "auto", fill_value=np.nan if floating else None,
-                dimension_names=dims, attributes={**var_attrs, "coordinates": " ".join(named), **extra}, zarr_format=3))
+                dimension_names=dims, attributes={**var_attrs, "coordinates": " ".join(named), **extra}, zarr_format=3,
+                chunk_key_encoding=CHUNK_KEYS))
     _sync_all(creations)
     made = {key: value.to_bytes() for key, value in files.items() if not key.startswith(_ENCODED + "/")}
     for node, (_, coords, _) in nodes.items():
@@ -546,7 +551,8 @@ async def _coordinate_array(memory: Any, key: str, name: str, spec: tuple, coord
     else:
         raise StoreError(f"variable {name!r}: expected numbers, booleans or text, found dtype {values.dtype}")
     array = await zarr.api.asynchronous.create_array(memory, name=key, shape=values.shape, dtype=dtype, chunks=values.shape,
-                                                     fill_value=fill, attributes=attrs, dimension_names=_dims(spec), zarr_format=3)
+                                                     fill_value=fill, attributes=attrs, dimension_names=_dims(spec), zarr_format=3,
+                                                     chunk_key_encoding=CHUNK_KEYS)
     await array.setitem(Ellipsis, values)
 
 
@@ -605,11 +611,11 @@ def _write_node_files(out: Path, node: str, files: dict[str, bytes]) -> None:
         if not meta.exists() and key in files:
             meta.parent.mkdir(parents=True, exist_ok=True)
             meta.write_bytes(files[key])
-    for key, data in files.items():
-        if key.startswith(node + "/"):
-            path = out / key
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+    mine = {key: data for key, data in files.items() if key.startswith(node + "/")}
+    for folder in sorted({(out / key).parent for key in mine}):  # each folder once, parents first: a mkdir is slow here
+        folder.mkdir(parents=True, exist_ok=True)
+    for key, data in mine.items():
+        (out / key).write_bytes(data)
 
 
 def create_progress_node(out: Path, node: str, arrays: dict[str, tuple[tuple[int, ...], Any, tuple[str, ...]]],
@@ -686,7 +692,8 @@ def save_result_node(store: str | os.PathLike[str], node: str, result: xr.Datase
         files = _dataset_files(clean, node)
     else:  # other dtypes (dates, complex numbers): xarray's own encoding
         memory: dict[str, Any] = {}
-        clean.to_zarr(zarr.storage.MemoryStore(memory), group=node, mode="w", zarr_format=3, consolidated=False)
+        clean.to_zarr(zarr.storage.MemoryStore(memory), group=node, mode="w", zarr_format=3, consolidated=False,
+                      encoding={name: {"chunk_key_encoding": CHUNK_KEYS} for name in clean.variables})
         files = {key: buffer.to_bytes() for key, buffer in memory.items()}
     _write_node_files(Path(store), node, files)
     if consolidated:  # a result added to a finished store: its consolidated metadata must list it too
@@ -794,9 +801,9 @@ def check_files(path: Path, attrs: dict[str, Any] | None = None, checksums: bool
     >>> import neurorecord, tempfile
     >>> out = Path(tempfile.mkdtemp()) / "digits"
     >>> _ = neurorecord.run(neurorecord.default_protocol_path(), out, quiet=True)
-    >>> (out / "fc2" / "activity" / "c" / "1" / "0").unlink()
+    >>> (out / "fc2" / "activity" / "c.1.0").unlink()
     >>> check_files(out)
-    ['fc2/activity/c/1/0 is missing (chunk of array fc2/activity)']
+    ['fc2/activity/c.1.0 is missing (chunk of array fc2/activity)']
     """
     attrs = root_attrs(path) if attrs is None else attrs
     expected = attrs.get(MANIFEST_ATTR)
@@ -820,8 +827,10 @@ def check_files(path: Path, attrs: dict[str, Any] | None = None, checksums: bool
 
 def _what(rel: str) -> str:
     parts = rel.split("/")
-    if "c" in parts:
+    if "c" in parts:  # chunk keys c/<i>/<j> (stores before CHUNK_KEYS)
         return f" (chunk of array {'/'.join(parts[: parts.index('c')])})"
+    if parts[-1].startswith("c."):
+        return f" (chunk of array {'/'.join(parts[:-1])})"
     return " (metadata)" if parts[-1] == "zarr.json" else ""
 
 

@@ -39,8 +39,8 @@ def test_an_intact_store_passes_both_checks(store, capsys):
 
 def test_a_deleted_chunk_is_named_on_open(store):
     """It used to read back as NaN under a 'complete' store."""
-    (store / "fc2" / "activity" / "c" / "1" / "0").unlink()
-    with pytest.raises(DamagedStoreError, match=r"fc2/activity/c/1/0 is missing \(chunk of array fc2/activity\)"):
+    (store / "fc2" / "activity" / "c.1.0").unlink()
+    with pytest.raises(DamagedStoreError, match=r"fc2/activity/c\.1\.0 is missing \(chunk of array fc2/activity\)"):
         neurorecord.open_recording(store)
     tree = neurorecord.open_recording(store, verify="none")  # still readable when asked
     assert np.isnan(tree["fc2"]["activity"].values[256:]).all()
@@ -48,16 +48,16 @@ def test_a_deleted_chunk_is_named_on_open(store):
 
 def test_a_garbage_chunk_is_named_by_the_checksum_check(store, capsys):
     """It used to give a decompression error naming no file."""
-    chunk = store / "fc3" / "activity" / "c" / "0" / "0"
+    chunk = store / "fc3" / "activity" / "c.0.0"
     data = bytearray(chunk.read_bytes())
     data[20:28] = b"garbage!"
     chunk.write_bytes(bytes(data))
     neurorecord.open_recording(store)  # the default check compares sizes only: same size passes
-    with pytest.raises(DamagedStoreError, match=r"fc3/activity/c/0/0 has changed \(CRC-32 differs\)"):
+    with pytest.raises(DamagedStoreError, match=r"fc3/activity/c\.0\.0 has changed \(CRC-32 differs\)"):
         neurorecord.open_recording(store, verify="checksums")
     assert main(["info", str(store), "--check"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "fc3/activity/c/0/0 has changed" in err
+    assert err.count("\n") == 1 and "fc3/activity/c.0.0 has changed" in err
 
 
 def test_a_truncated_metadata_file_is_named(store):

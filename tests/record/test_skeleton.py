@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from neurorecord.store import UNIT_CHUNK, create_node, float_codecs
+from neurorecord.store import CHUNK_KEYS, UNIT_CHUNK, create_node, float_codecs
 
 
 def _reference(out, node, variables, coords, attrs, chunk_rows, compression, level):
@@ -19,7 +19,7 @@ def _reference(out, node, variables, coords, attrs, chunk_rows, compression, lev
     for name, (dims, shape, dtype, var_attrs) in variables.items():
         shard = (min(chunk_rows, shape[0]), *shape[1:])
         lazy[name] = xr.Variable(dims, da.zeros(shape, chunks=shard, dtype=dtype), attrs=var_attrs)
-        encoding[name] = {"chunks": shard}
+        encoding[name] = {"chunks": shard, "chunk_key_encoding": CHUNK_KEYS}
         if np.dtype(dtype).kind == "f":
             encoding[name]["compressors"] = float_codecs(compression, level)
         if len(shape) > 1 and shape[1] > UNIT_CHUNK:
@@ -27,7 +27,13 @@ def _reference(out, node, variables, coords, attrs, chunk_rows, compression, lev
             encoding[name]["shards"] = (shard[0], -(-shape[1] // UNIT_CHUNK) * UNIT_CHUNK, *shard[2:])
     codecs = float_codecs(compression, level)
     ds = xr.Dataset(lazy, coords=coords, attrs={**attrs, "compression": {"codec": compression, "level": codecs[0].clevel if codecs else None}})
+    encoding.update({name: {"chunk_key_encoding": CHUNK_KEYS} for name in ds.coords})
     ds.to_zarr(out, group=node, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding)
+
+
+def _keyed(ds):
+    """The chunk file names the store uses (CHUNK_KEYS), given to xarray as an encoding."""
+    return {name: {"chunk_key_encoding": CHUNK_KEYS} for name in ds.variables}
 
 
 def _metadata(folder):
@@ -125,7 +131,7 @@ def test_a_result_node_has_the_bytes_xarray_writes_to_disk(tmp_path):
     )
     save_result_node(tmp_path / "fast", "analyses/fc1/x", ds)
     save_result_node(tmp_path / "fast", "analyses/fc1/x", ds)  # replacing a node leaves no stale file
-    ds.to_zarr(tmp_path / "obvious", group="analyses/fc1/x", mode="w", zarr_format=3, consolidated=False)
+    ds.to_zarr(tmp_path / "obvious", group="analyses/fc1/x", mode="w", zarr_format=3, consolidated=False, encoding=_keyed(ds))
 
     def files(root: Path) -> dict[str, bytes]:
         node = root / "analyses" / "fc1" / "x"
@@ -165,7 +171,8 @@ def test_result_nodes_of_every_shape_have_xarrays_bytes(tmp_path, name):
 
     ds = EDGE_RESULTS[name]
     save_result_node(tmp_path / "fast", "analyses/r/x", ds)
-    _storable(ds).to_zarr(tmp_path / "obvious", group="analyses/r/x", mode="w", zarr_format=3, consolidated=False)
+    _storable(ds).to_zarr(tmp_path / "obvious", group="analyses/r/x", mode="w", zarr_format=3, consolidated=False,
+                          encoding=_keyed(ds))
     assert _result_files(tmp_path / "fast", "analyses/r/x") == _result_files(tmp_path / "obvious", "analyses/r/x")
     xr.testing.assert_identical(load_result_node(tmp_path / "fast", "analyses/r/x"),
                                 load_result_node(tmp_path / "obvious", "analyses/r/x"))
@@ -180,6 +187,6 @@ def test_every_result_of_the_default_protocol_has_xarrays_bytes(tmp_path):
     nodes = [n.path.lstrip("/") for n in tree.subtree if n.path.startswith("/analyses/") and n.path.count("/") == 3]
     assert len(nodes) == 12
     for node in nodes:
-        _storable(load_result_node(tree, node)).to_zarr(tmp_path / "obvious", group=node, mode="w", zarr_format=3,
-                                                        consolidated=False)
+        result = _storable(load_result_node(tree, node))
+        result.to_zarr(tmp_path / "obvious", group=node, mode="w", zarr_format=3, consolidated=False, encoding=_keyed(result))
         assert _result_files(tmp_path / "run", node) == _result_files(tmp_path / "obvious", node), node
