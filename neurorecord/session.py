@@ -150,9 +150,8 @@ def execute(
         else:
             _check_same_inputs(out, exp, state)
             group = store.open_writable(out)
-        written: dict[str, list[int]] = {}  # checksums of the files the recording wrote (for the manifest)
         if state.stage == "recording":
-            written = _record(out, group, exp, state, quiet)
+            _record(out, group, exp, state, quiet)
             state.stage = "analysing"
             store.write_run_state(group, state)
         if state.stage == "analysing":
@@ -180,7 +179,7 @@ def execute(
                 if not quiet:
                     print(f"report written: {index}", file=sys.stderr)
             state.stage = "complete"
-            group.attrs.update({"complete": True, "finished": _now(), store.MANIFEST_ATTR: store.manifest(out, written),
+            group.attrs.update({"complete": True, "finished": _now(), store.MANIFEST_ATTR: store.manifest(out),
                                 store.RUN_ATTR: asdict(state)})
             store.consolidate(out)  # after the last write: xarray opens the store from the root zarr.json
     return out
@@ -304,9 +303,8 @@ def _node_specs(exp: Experiment) -> dict[str, Any]:
     return nodes
 
 
-def _record(out: Path, group: Any, exp: Experiment, state: store.RunState, quiet: bool) -> dict[str, list[int]]:
-    """Record the batches not yet done, advancing the run state after each; returns the size and
-    CRC-32 of each file written in this process (none on a cluster: the manifest reads them)."""
+def _record(out: Path, group: Any, exp: Experiment, state: store.RunState, quiet: bool) -> None:
+    """Record the batches not yet done, advancing the run state after each."""
     from . import store
 
     rec = exp.protocol.record
@@ -328,8 +326,8 @@ def _record(out: Path, group: Any, exp: Experiment, state: store.RunState, quiet
         record_distributed(client, exp.subject.model, exp.plan, shapes, rec.reduce, exp.variability, exp.protocol.seed,
                            rec.batch_size, state.batches_done, exp.n_outputs, labels, str(out), names,
                            advance, quiet, f"recording {exp.protocol.name}", dtype=rec.dtype)
-        return {}
-    writer = store.row_writer(group, names, out)
+        return
+    writer = store.row_writer(group, names)
 
     def write(batch: int, start: int, stop: int, buffers: dict[str, np.ndarray]) -> None:
         writer.write(start, stop, batch_rows(names, labels, start, stop, buffers))
@@ -339,7 +337,6 @@ def _record(out: Path, group: Any, exp: Experiment, state: store.RunState, quiet
     stream_batches(exp.subject.model, exp.plan, shapes, rec.reduce, exp.variability, exp.device, exp.protocol.seed,
                    rec.batch_size, state.batches_done, write, behaviour=exp.n_outputs, quiet=quiet,
                    desc=f"recording {exp.protocol.name}", dtype=rec.dtype)
-    return writer.checksums
 
 
 def _numeric_labels(label: np.ndarray | None, n: int) -> np.ndarray:

@@ -653,15 +653,11 @@ class RowWriter:
     ``arrays`` maps a name (``"fc1/activity"``) to its zarr array; :meth:`write` sends every
     array's rows to zarr's event loop in one trip, so their chunks are encoded and written
     concurrently (one synchronous zarr call per array costs about a millisecond more each;
-    benchmarks/record_loop.py measures the loop). Given the store's ``folder``, it also keeps
-    the size and CRC-32 of each file a batch wrote (``checksums``, read back while the next batch
-    is computed), which :func:`manifest` then need not read again.
+    benchmarks/record_loop.py measures the loop).
     """
 
-    def __init__(self, arrays: dict[str, zarr.Array], folder: Path | None = None) -> None:
+    def __init__(self, arrays: dict[str, zarr.Array]) -> None:
         self.arrays = arrays
-        self.folder = folder
-        self.checksums: dict[str, list[int]] = {}
 
     def __getitem__(self, name: str) -> zarr.Array:
         return self.arrays[name]
@@ -669,25 +665,12 @@ class RowWriter:
     def write(self, start: int, stop: int, rows: dict[str, np.ndarray]) -> None:
         """Write ``rows[name]`` into rows ``start:stop`` of each named array."""
         _sync_all([self.arrays[name].async_array.setitem(slice(start, stop), values) for name, values in rows.items()])
-        if self.folder is None:
-            return
-        for name in rows:
-            meta = self.arrays[name].metadata
-            outer = meta.chunk_grid.chunk_shape  # a shard's shape where sharded: one file
-            whole = start % outer[0] == 0 and stop - start == min(outer[0], meta.shape[0] - start) and all(
-                o >= n for o, n in zip(outer[1:], meta.shape[1:]))
-            if not whole:
-                continue  # rows that are not one whole file: the manifest reads them
-            key = f"{name}/{meta.encode_chunk_key((start // outer[0],) + (0,) * (len(outer) - 1))}"
-            data = (self.folder / key).read_bytes()
-            self.checksums[key] = [len(data), zlib.crc32(data)]
 
 
-def row_writer(group: zarr.Group, arrays: list[str], folder: Path | None = None) -> RowWriter:
-    """The named arrays of a store (``"fc1/activity"``), ready for row writes of whole chunks;
-    given the store's ``folder``, the writer keeps the checksums of the files it writes."""
+def row_writer(group: zarr.Group, arrays: list[str]) -> RowWriter:
+    """The named arrays of a store (``"fc1/activity"``), ready for row writes of whole chunks."""
     # every chunk gets real data, so skip zarr's scan of each chunk for "all fill value"
-    return RowWriter({name: group[name].with_config({"write_empty_chunks": True}) for name in arrays}, folder)
+    return RowWriter({name: group[name].with_config({"write_empty_chunks": True}) for name in arrays})
 
 
 def save_result_node(store: str | os.PathLike[str], node: str, result: xr.Dataset) -> None:
@@ -773,15 +756,13 @@ def _jsonable(value: object) -> object:
 # ------------------------------------------------------------------ what a complete store holds
 
 
-def manifest(out: Path, known: dict[str, list[int]] | None = None) -> dict[str, list[int]]:
+def manifest(out: Path) -> dict[str, list[int]]:
     """Every file of the store except the root ``zarr.json``: relative path -> [bytes, CRC-32].
 
     Written into the root's attributes when a run completes (in the same atomic write that marks
     it complete), so a deleted, truncated or overwritten chunk is found later by
-    :func:`check_files`. ``known``: sizes and CRC-32 already taken as the files were written
-    (:class:`RowWriter`); such a file is not read again where its size is still the same.
+    :func:`check_files`.
     """
-    known = known or {}
     files = {}
     buffer = bytearray(1 << 20)  # reused and grown: fresh memory for every file is slower (benchmarks/record_overhead.py, finish)
     for folder, dirs, names in os.walk(out):
@@ -790,9 +771,6 @@ def manifest(out: Path, known: dict[str, list[int]] | None = None) -> dict[str, 
             file = Path(folder, name)
             rel = file.relative_to(out).as_posix()
             if rel == "zarr.json":
-                continue
-            if rel in known and file.stat().st_size == known[rel][0]:
-                files[rel] = known[rel]
                 continue
             with open(file, "rb", buffering=0) as f:
                 size = os.fstat(f.fileno()).st_size

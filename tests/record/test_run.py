@@ -314,36 +314,3 @@ def test_generated_and_loaded_sets_share_one_store(write_protocol, tmp_path):
     assert ds["orientation"].values[is_grating].tolist() == [0.0, 90.0]
     assert np.isnan(ds["label"].values[is_grating]).all() and (ds["label"].values[:454] == DigitsSet("d", "test").parameters()["label"]).all()
     assert [s["name"] for s in tree.attrs["stimulus_sets"]] == ["digits", "gratings"]
-
-
-def test_the_manifest_written_with_the_run_equals_one_read_from_disk(digits_run):
-    """The recording's chunk files are checksummed as they are written (RowWriter); the manifest
-    stored at completion is the one read back from every file."""
-    from neurorecord.store import manifest, root_attrs
-
-    _, out, _ = digits_run
-    stored = root_attrs(out)["manifest"]
-    assert stored == manifest(out) and "fc1/activity/c.4.0" in stored
-
-
-def test_the_row_writer_checksums_every_whole_file_it_writes(tmp_path):
-    import zarr
-
-    from neurorecord.store import create_nodes, manifest, row_writer
-
-    n, wide = 300, 1100  # a partial last batch; a sharded region
-    create_nodes(tmp_path, {"r": ({"activity": (("presentation", "neuroid"), (n, wide), np.float32, {}),
-                                   "flag": (("presentation",), (n,), np.int64, {})},
-                                  {"neuroid_id": ("neuroid", np.array([f"r.{i}" for i in range(wide)], dtype=object))}, {})},
-                 chunk_rows=128)
-    writer = row_writer(zarr.open_group(tmp_path, mode="r+", use_consolidated=False), ["r/activity", "r/flag"], tmp_path)
-    rng = np.random.default_rng(0)
-    for start in range(0, n, 128):
-        stop = min(n, start + 128)
-        writer.write(start, stop, {"r/activity": rng.random((stop - start, wide), dtype=np.float32),
-                                   "r/flag": np.arange(start, stop)})
-    assert sorted(writer.checksums) == [f"r/{v}/c.{i}{'.0' if v == 'activity' else ''}" for v in ("activity", "flag")
-                                        for i in range(3)]
-    on_disk = manifest(tmp_path)
-    assert all(on_disk[key] == value for key, value in writer.checksums.items())
-    assert manifest(tmp_path, writer.checksums) == on_disk
