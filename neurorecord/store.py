@@ -12,7 +12,9 @@ a temporary file, then rename), so a killed run always leaves a state that ``--r
 This module needs no torch: stores of biological recordings are read and analysed without it.
 
 (Over 500 lines, one job: the design asks for all store I/O in one place, so creating, writing,
-checking, consolidating and reading a store stay together.)
+checking, consolidating and reading a store stay together. At about 840 lines, the next step is a
+``store`` sub-package with one module each for writing nodes through zarr, the run's state and
+lock, reading, and the manifest's checks.)
 """
 
 from __future__ import annotations
