@@ -210,7 +210,7 @@ def _check_same_inputs(out: Path, exp: Experiment, state: store.RunState) -> Non
     if state.batch_size != exp.protocol.record.batch_size:
         changed.append("record.batch_size")
     if changed:
-        raise store.StoreError(
+        raise StoreError(
             f"{out}: cannot resume: the run's inputs changed since it started ({'; '.join(changed)}), so the store would "
             "mix data from both; record again with --overwrite, or restore the inputs"
         )
