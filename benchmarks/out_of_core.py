@@ -53,23 +53,17 @@ def write_region(out: Path, n_pres: int, n_units: int, unit_chunk: int | None = 
     written batch by batch through the store's own functions. Returns the write time (s)."""
     from neurorecord import store
 
-    old = store.UNIT_CHUNK
-    if unit_chunk is not None:
-        store.UNIT_CHUNK = unit_chunk
-    try:
-        state = store.RunState("bench", "0", "creating", n_pres, ROWS, -(-n_pres // ROWS), 0)
-        out.mkdir(parents=True)
-        group = store.create_store(out, {"regions": ["r"], "neurorecord_format": store.FORMAT}, state)
-        label = np.arange(n_pres) % N_LABELS
-        store.create_node(
-            out, "r", {"activity": (("presentation", "neuroid"), (n_pres, n_units), np.float32, {"units": "a.u."})},
-            coords={"stimulus_id": ("presentation", np.array([f"s{i}" for i in range(n_pres)], dtype=object)),
-                    "label": ("presentation", label),
-                    "neuroid_id": ("neuroid", np.array([f"r.{i}" for i in range(n_units)], dtype=object)),
-                    "region": ("neuroid", np.array(["r"] * n_units, dtype=object))},
-            attrs={"region": "r"}, chunk_rows=ROWS)
-    finally:
-        store.UNIT_CHUNK = old
+    state = store.RunState("bench", "0", "creating", n_pres, ROWS, -(-n_pres // ROWS), 0)
+    out.mkdir(parents=True)
+    group = store.create_store(out, {"regions": ["r"], "neurorecord_format": store.FORMAT}, state)
+    label = np.arange(n_pres) % N_LABELS
+    store.create_node(
+        out, "r", {"activity": (("presentation", "neuroid"), (n_pres, n_units), np.float32, {"units": "a.u."})},
+        coords={"stimulus_id": ("presentation", np.array([f"s{i}" for i in range(n_pres)], dtype=object)),
+                "label": ("presentation", label),
+                "neuroid_id": ("neuroid", np.array([f"r.{i}" for i in range(n_units)], dtype=object)),
+                "region": ("neuroid", np.array(["r"] * n_units, dtype=object))},
+        attrs={"region": "r"}, chunk_rows=ROWS, unit_chunk=unit_chunk or store.UNIT_CHUNK)
     array = store.row_writer(group, ["r/activity"])["r/activity"]
     prefers = (np.arange(n_units) % 10 == 0) * (np.arange(n_units) % N_LABELS)
     start = time.perf_counter()

@@ -109,6 +109,9 @@ def check_output(out: Path, protocol_name: str, protocol_sha256: str, resume: bo
     if overwrite:
         foreign = _foreign_entries(out)
         if foreign:
+            if not state.complete and not holding_lock:
+                with exclusive(out):  # a node another process is creating looks foreign for a moment: say who writes
+                    pass
             raise StoreError(
                 f"{out}: --overwrite replaces the recording in this folder, but the folder also holds what the store did not "
                 f"write: {', '.join(foreign[:10])}{' ...' if len(foreign) > 10 else ''}; move those away, or choose another --out"

@@ -31,13 +31,13 @@ NodeSpec = tuple[dict[str, tuple[tuple[str, ...], tuple[int, ...], Any, dict[str
 
 def create_node(out: Path, node: str, variables: dict[str, tuple[tuple[str, ...], tuple[int, ...], Any, dict[str, Any]]],
                 coords: dict[str, tuple], attrs: dict[str, Any], chunk_rows: int, compression: str = "lz4",
-                compression_level: int | None = None) -> None:
+                compression_level: int | None = None, unit_chunk: int = UNIT_CHUNK) -> None:
     """Write node ``node``'s skeleton: :func:`create_nodes` of one node."""
-    create_nodes(out, {node: (variables, coords, attrs)}, chunk_rows, compression, compression_level)
+    create_nodes(out, {node: (variables, coords, attrs)}, chunk_rows, compression, compression_level, unit_chunk)
 
 
 def create_nodes(out: Path, nodes: dict[str, NodeSpec], chunk_rows: int, compression: str = "lz4",
-                 compression_level: int | None = None) -> None:
+                 compression_level: int | None = None, unit_chunk: int = UNIT_CHUNK) -> None:
     """Write the skeleton of each node: every coordinate and attribute, and unwritten data variables.
 
     ``nodes`` maps a node's path to ``(variables, coords, attrs)``. ``variables`` maps a name to
@@ -45,8 +45,8 @@ def create_nodes(out: Path, nodes: dict[str, NodeSpec], chunk_rows: int, compres
     presentations at a time (whole along every other dim: one file per batch), compressed with
     :func:`float_codecs` of ``compression`` and ``compression_level`` when float (the node's
     attribute ``compression`` says how), and filled later through :func:`row_writer`. An array
-    wider than :data:`UNIT_CHUNK` along its second dim is sharded: each such file holds inner
-    chunks of :data:`UNIT_CHUNK` units, so a block of units is read without reading whole rows.
+    wider than ``unit_chunk`` (:data:`UNIT_CHUNK`) along its second dim is sharded: each such file
+    holds inner chunks of that many units, so a block of units is read without reading whole rows.
     ``coords`` maps a name to ``(dims, values[, attrs])``; a coordinate given to several nodes as
     the same tuple (a run's presentation coordinates) is encoded once.
 
@@ -78,9 +78,9 @@ def create_nodes(out: Path, nodes: dict[str, NodeSpec], chunk_rows: int, compres
         for name, (dims, shape, dtype, var_attrs) in variables.items():
             shard = (min(chunk_rows, shape[0]), *shape[1:])
             chunks, shards = shard, None
-            if len(shape) > 1 and shape[1] > UNIT_CHUNK:
-                chunks = (shard[0], UNIT_CHUNK, *shard[2:])
-                shards = (shard[0], -(-shape[1] // UNIT_CHUNK) * UNIT_CHUNK, *shard[2:])
+            if len(shape) > 1 and shape[1] > unit_chunk:
+                chunks = (shard[0], unit_chunk, *shard[2:])
+                shards = (shard[0], -(-shape[1] // unit_chunk) * unit_chunk, *shard[2:])
             named = sorted(k for k, d in coord_dims.items() if k not in indexes and set(d) <= set(dims))
             floating = np.dtype(dtype).kind == "f"
             extra = {"_FillValue": NAN_FILL_VALUE} if floating else {}
@@ -190,8 +190,11 @@ def _write_node_files(out: Path, node: str, files: dict[str, bytes]) -> None:
             meta.parent.mkdir(parents=True, exist_ok=True)
             meta.write_bytes(files[key])
     mine = {key: data for key, data in files.items() if key.startswith(node + "/")}
-    for folder in sorted({(out / key).parent for key in mine}):  # each folder once, parents first: a mkdir is slow here
-        folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    if f"{node}/zarr.json" in mine:  # first: a folder without it is not the store's (check_output, _foreign_entries)
+        (folder / "zarr.json").write_bytes(mine.pop(f"{node}/zarr.json"))
+    for parent in sorted({(out / key).parent for key in mine}):  # each folder once, parents first: a mkdir is slow here
+        parent.mkdir(parents=True, exist_ok=True)
     for key, data in mine.items():
         (out / key).write_bytes(data)
 

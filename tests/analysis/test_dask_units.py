@@ -57,13 +57,9 @@ def write_sharded(out, activity: xr.DataArray, unit_chunk: int = 8, rows: int = 
     """``activity`` written with the store's own layout (create_node: sharded), opened lazily."""
     import zarr
 
-    old = store.UNIT_CHUNK
-    store.UNIT_CHUNK = unit_chunk
-    try:
-        store.create_node(out, "r", {"activity": (("presentation", "neuroid"), activity.shape, np.float32, {})},
-                          coords={k: (v.dims[0], v.values) for k, v in activity.coords.items()}, attrs={}, chunk_rows=rows)
-    finally:
-        store.UNIT_CHUNK = old
+    store.create_node(out, "r", {"activity": (("presentation", "neuroid"), activity.shape, np.float32, {})},
+                      coords={k: (v.dims[0], v.values) for k, v in activity.coords.items()}, attrs={}, chunk_rows=rows,
+                      unit_chunk=unit_chunk)
     zarr.open_array(out / "r" / "activity", mode="r+")[:] = activity.values
     return xr.open_zarr(out, group="r", consolidated=False)["activity"]
 
