@@ -29,8 +29,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from interleaved import time_interleaved  # noqa: E402  benchmarks/ holds it
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,12 +58,8 @@ def main() -> None:
     subprocess.run(cases["neurorecord run --no-report (default protocol)"], check=True, capture_output=True)  # zoo cached
     print(f"machine: {os.cpu_count()} CPUs, load average {'/'.join(f'{x:.1f}' for x in os.getloadavg())}; "
           f"{args.rounds} interleaved rounds, each command in a fresh process")
-    times: dict[str, list[float]] = {k: [] for k in cases}
-    for _ in range(args.rounds):
-        for name, command in cases.items():
-            start = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True)
-            times[name].append(time.perf_counter() - start)
+    times = time_interleaved({name: partial(subprocess.run, command, check=True, capture_output=True)
+                              for name, command in cases.items()}, args.rounds)
     med = {k: statistics.median(v) for k, v in times.items()}
     targets = {"neurorecord --help": 1.5, "neurorecord validate (default protocol)": 1.5,
                "neurorecord run --no-report (default protocol)": 3.0}

@@ -27,13 +27,13 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from interleaved import time_interleaved  # noqa: E402
 from vgg import vgg_small  # noqa: E402  benchmarks/ holds the model
 
 BATCH = 256
@@ -117,12 +117,7 @@ def main() -> None:
         fn()  # warm-up
     print(f"machine: {os.cpu_count()} CPUs, load average {'/'.join(f'{x:.1f}' for x in os.getloadavg())}; torch "
           f"{torch.__version__} ({torch.get_num_threads()} threads); {n} stimuli, batch {BATCH}; {args.rounds} interleaved rounds")
-    times: dict[str, list[float]] = {k: [] for k in cases}
-    for _ in range(args.rounds):
-        for name, fn in cases.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+    times = time_interleaved(cases, args.rounds)
     base = statistics.median(times["plain forward"])
     print(f"\n{'case':<40} {'median s':>8} {'ratio':>6}  samples")
     for name, values in times.items():

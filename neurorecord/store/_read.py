@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from pathlib import Path
@@ -12,7 +11,7 @@ import zarr
 
 from .._validation import check_choice
 from ..errors import DamagedStoreError, IncompleteRecordingError, StoreError
-from ._layout import BEHAVIOUR_NODE, RUN_ATTR
+from ._layout import BEHAVIOUR_NODE, RUN_ATTR, _sync_all
 from ._manifest import check_files, check_format
 from ._state import not_a_store, read_run_state, root_attrs
 
@@ -95,12 +94,8 @@ def _load_coords(datasets: list[xr.Dataset]) -> list[dict[str, xr.Variable]]:
     """The coordinates of every node in memory (they are small), read together: one trip to zarr's
     event loop for the whole store (xarray's ``load_async``), where a dask computation per node
     cost several times more (benchmarks/record_overhead.py prints the opening's cost)."""
-    from zarr.core.sync import sync
-
-    async def load_all() -> list[xr.Dataset]:
-        return list(await asyncio.gather(*(ds.coords.to_dataset().load_async() for ds in datasets)))
-
-    return [{name: _plain_strings(loaded[name].variable) for name in ds.coords} for ds, loaded in zip(datasets, sync(load_all()))]
+    loaded = _sync_all([ds.coords.to_dataset().load_async() for ds in datasets])
+    return [{name: _plain_strings(coords[name].variable) for name in ds.coords} for ds, coords in zip(datasets, loaded)]
 
 
 def _chunked(ds: xr.Dataset, token: str) -> xr.Dataset:

@@ -5,7 +5,6 @@ xarray is imported only by the functions given xarray objects: a recording needs
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ import zarr
 
 from ..errors import StoreError
 
-from ._layout import CHUNK_KEYS, UNIT_CHUNK, float_codecs
+from ._layout import CHUNK_KEYS, UNIT_CHUNK, _sync_all, float_codecs
 from ._read import consolidate, is_consolidated
 
 if TYPE_CHECKING:
@@ -72,7 +71,7 @@ def create_nodes(out: Path, nodes: dict[str, NodeSpec], chunk_rows: int, compres
         for name, spec in coords.items():
             if id(spec) not in encoded:
                 encoded[id(spec)] = key = f"{_ENCODED}/{len(encoded)}"
-                creations.append(_coordinate_array(memory, key, name, spec))
+                creations.append(_array_of_values(memory, key, name, spec))
         coord_dims = {name: _dims(spec) for name, spec in coords.items()}
         indexes = set().union(*coord_dims.values())  # a coordinate named after a dimension is an index: named by none
         for name, (dims, shape, dtype, var_attrs) in variables.items():
@@ -110,7 +109,7 @@ def _dims(spec: tuple) -> tuple[str, ...]:
     return (spec[0],) if isinstance(spec[0], str) else tuple(spec[0])
 
 
-async def _coordinate_array(memory: Any, key: str, name: str, spec: tuple, coordinates: str | None = None) -> None:
+async def _array_of_values(memory: Any, key: str, name: str, spec: tuple, coordinates: str | None = None) -> None:
     """Write variable ``name`` = ``(dims, values[, attrs])`` at ``key`` of ``memory`` as xarray's
     ``to_zarr`` would: one chunk, zarr's default codecs, text as variable-length UTF-8 with fill
     ``""``, floats with fill NaN and the ``_FillValue`` attribute; a data variable's
@@ -149,23 +148,12 @@ def _dataset_files(ds: xr.Dataset, node: str) -> dict[str, bytes]:
             named = sorted(c for c in non_index if set(ds.variables[c].dims) <= set(var.dims))
             named_by_data.update(named)
             coordinates = " ".join(named)
-        writes.append(_coordinate_array(memory, f"{node}/{name}", name, (var.dims, var.values, var.attrs), coordinates))
+        writes.append(_array_of_values(memory, f"{node}/{name}", name, (var.dims, var.values, var.attrs), coordinates))
     unnamed = sorted(set(non_index) - named_by_data)  # coordinates no data variable names: listed by the group
     attrs = {**ds.attrs, **({"coordinates": " ".join(unnamed)} if unnamed else {})}
     _sync_all([zarr.api.asynchronous.create_group(store=memory, path=node, zarr_format=3, attributes=attrs)])  # before its arrays
     _sync_all(writes)
     return {key: buffer.to_bytes() for key, buffer in files.items()}
-
-
-def _sync_all(coroutines: list[Any]) -> list[Any]:
-    """Run zarr coroutines together on zarr's own event loop: one round trip to its thread instead
-    of one per call (each costs about a millisecond; a store skeleton makes dozens)."""
-    from zarr.core.sync import sync
-
-    async def gather() -> list[Any]:
-        return list(await asyncio.gather(*coroutines))
-
-    return sync(gather())
 
 
 def _write_node_files(out: Path, node: str, files: dict[str, bytes]) -> None:
