@@ -355,7 +355,8 @@ def _analyse(out: Path, exp: Experiment, quiet: bool) -> None:
         return
     from .analysis.runner import run_analyses
 
-    tree = store.open_recording(out, allow_incomplete=True)
+    # without dask: the runner reads a small region whole, chunks a large one (no dask import for a small run)
+    tree = store.open_recording(out, allow_incomplete=True, dask=False)
     for path in run_analyses(exp.protocol, tree, out):
         if not quiet:
             print(f"analysis written: {path}", file=sys.stderr)

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 
@@ -124,9 +123,11 @@ def map_unit_blocks(kernel: Callable[[np.ndarray], np.ndarray], activity: xr.Dat
     """
     n_pres, n_units = activity.shape
     width = max(1, min(n_units, BLOCK_BYTES // (8 * max(n_pres, 1))))
+    if activity.chunks is None:  # in memory (or xarray's lazily read array): no dask, not even its import
+        return _blocks(kernel, np.asarray(activity.data), n_out, width, native)
+    import dask.array as da
+
     data = activity.data
-    if not isinstance(data, da.Array):
-        return _blocks(kernel, np.asarray(data), n_out, width, native)
     stored = max(data.chunks[1]) if n_units else 1
     if stored <= width:  # blocks of whole stored chunks: every task reads only its own units
         width = width // stored * stored

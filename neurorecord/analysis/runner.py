@@ -26,7 +26,7 @@ from ..protocol.schema import (
     VonMisesAnalysis,
 )
 from ..errors import AnalysisError, StoreError
-from ..store import ANALYSES_NODE, load_result_node, save_result_node
+from ..store import ANALYSES_NODE, load_result_node, save_result_node, save_result_nodes
 from .populations import Population, define_population
 
 __all__ = ["compute_analysis", "each_condition", "select_time_window", "run_analyses", "save_analysis", "save_analysis_node", "load_analysis", "load_population", "ANALYSES_NODE"]
@@ -101,24 +101,30 @@ def load_population(store: str | os.PathLike[str] | xr.DataTree, region: str, na
 
 
 def run_analyses(protocol: Protocol, tree: xr.DataTree, store: str | os.PathLike[str]) -> list[str]:
-    """Run every ``analyses:`` entry of ``protocol`` on ``tree`` and save the results into ``store``.
+    """Run every ``analyses:`` entry of ``protocol`` on ``tree`` and save the results into ``store``
+    (all of them at the end: an entry that fails leaves no result of this run written).
 
-    Returns the store paths written, in order.
+    Returns the store paths written, region by region.
     """
-    written = []
+    references = {}
     for i, spec in enumerate(protocol.analyses):
-        reference = None
         if isinstance(spec, ComparisonAnalysis):  # read once, compared with every region
             from .comparison import read_reference
 
-            reference = read_reference(spec.reference, protocol.folder, f"analyses[{i}].reference", ("analyses", i, "reference"))
-        for region in protocol.analysis_regions(spec):
-            activity = select_time_window(_in_memory_if_small(tree[region]["activity"]), spec.window)
+            references[i] = read_reference(spec.reference, protocol.folder, f"analyses[{i}].reference", ("analyses", i, "reference"))
+    wanted = [protocol.analysis_regions(spec) for spec in protocol.analyses]
+    results: dict[str, xr.Dataset] = {}
+    for region in dict.fromkeys(r for regions in wanted for r in regions):  # each region read once, one at a time
+        recorded = _in_memory_if_small(tree[region]["activity"])
+        for i, spec in enumerate(protocol.analyses):
+            if region not in wanted[i]:
+                continue
+            activity = select_time_window(recorded, spec.window)
             for entry in each_condition(spec, activity):
-                save_analysis(store, region, entry.name,
-                              compute_analysis(entry, activity, seed=protocol.seed, reference=reference))
-                written.append(f"{ANALYSES_NODE}/{region}/{entry.name}")
-    return written
+                results[f"{ANALYSES_NODE}/{region}/{entry.name}"] = compute_analysis(entry, activity, seed=protocol.seed,
+                                                                                     reference=references.get(i))
+    save_result_nodes(store, results)  # together: one trip to zarr's loop for all their arrays
+    return list(results)
 
 
 #: A region's stored activity up to this size is read once into memory for the protocol's
@@ -129,9 +135,15 @@ IN_PROCESS_BYTES = 64 * 2**20
 
 
 def _in_memory_if_small(activity: xr.DataArray) -> xr.DataArray:
+    """``activity`` in memory if it is small and no dask.distributed client is in scope, else
+    dask-backed (activity opened without dask, ``open_recording(..., dask=False)``, is chunked
+    as stored)."""
     from ..cluster import current_client
 
-    if activity.chunks is None or activity.nbytes > IN_PROCESS_BYTES or current_client() is not None:
+    small = activity.nbytes <= IN_PROCESS_BYTES and current_client() is None
+    if activity.chunks is None:  # in memory, or xarray's lazily indexed array: read it here, no dask imported
+        return activity.compute() if small else activity.chunk(activity.encoding.get("preferred_chunks", {}))
+    if not small:
         return activity
     from dask.threaded import get
 

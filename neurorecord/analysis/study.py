@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ..store import ANALYSES_NODE, save_result_node
+from ..store import ANALYSES_NODE, save_result_nodes
 from .agreement import indicator_correlations, partition_agreement, predicts_lesion_impact, preferred_vs_most_hurt, unit_indicators
 from .profiles import cluster_profiles, lesion_profiles, response_profiles
 
@@ -241,8 +241,7 @@ def run_studies(protocol: Any, tree: xr.DataTree, store: str | os.PathLike[str])
             for pop, table in top_sets(results["indicators"], entry.population_lesions.top_fraction).items():
                 table.attrs.update(study=results["indicators"].attrs["study"], seed=protocol.seed)
                 results[f"populations/{pop}"] = table
-        for name, ds in results.items():
-            node = f"{ANALYSES_NODE}/{entry.region}/{entry.name}/{name}"
-            save_result_node(store, node, ds)
-            written.append(node)
+        nodes = {f"{ANALYSES_NODE}/{entry.region}/{entry.name}/{name}": ds for name, ds in results.items()}
+        save_result_nodes(store, nodes)
+        written.extend(nodes)
     return written

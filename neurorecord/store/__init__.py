@@ -68,6 +68,7 @@ from ._write import (  # noqa: F401 (re-exported: everything is used as neurorec
     open_node,
     row_writer,
     save_result_node,
+    save_result_nodes,
     _storable,
     _write_node_files,
 )
@@ -111,5 +112,6 @@ __all__ = [
     "read_run_state",
     "root_attrs",
     "save_result_node",
+    "save_result_nodes",
     "write_run_state",
 ]

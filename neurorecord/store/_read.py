@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     import xarray as xr
 
 
-def open_recording(path: str | os.PathLike[str], allow_incomplete: bool = False, verify: str = "sizes") -> xr.DataTree:
+def open_recording(path: str | os.PathLike[str], allow_incomplete: bool = False, verify: str = "sizes",
+                   dask: bool = True) -> xr.DataTree:
     """Open a recording lazily (dask-backed) as an ``xarray.DataTree``.
 
     Parameters
@@ -33,6 +34,11 @@ def open_recording(path: str | os.PathLike[str], allow_incomplete: bool = False,
         ``"sizes"`` (default: every file there, with its size; a directory listing and a
         ``stat`` per file), ``"checksums"`` (also the CRC-32 of every file: reads the whole
         store), or ``"none"``.
+    dask
+        Data variables as dask arrays in the store's chunks (default), which run on any dask
+        scheduler; or, with False, as xarray's lazily indexed arrays, read whole on first use
+        (``.load()``, ``.values``) without importing dask: the faster choice for a region that
+        fits in memory.
 
     Returns
     -------
@@ -86,7 +92,8 @@ def open_recording(path: str | os.PathLike[str], allow_incomplete: bool = False,
     datasets = {node.path: node.to_dataset(inherit=False) for node in nodes}
     coords = _load_coords(list(datasets.values()))
     token = _store_token(path)
-    return xr.DataTree.from_dict({node: index_labels(_chunked(ds.assign_coords(loaded), f"{token}{node}"))
+    return xr.DataTree.from_dict({node: index_labels(_chunked(ds.assign_coords(loaded), f"{token}{node}") if dask
+                                                     else ds.assign_coords(loaded))
                                   for (node, ds), loaded in zip(datasets.items(), coords)})
 
 

@@ -133,25 +133,28 @@ async def _array_of_values(memory: Any, key: str, name: str, spec: tuple, coordi
     await array.setitem(Ellipsis, values)
 
 
-def _dataset_files(ds: xr.Dataset, node: str) -> dict[str, bytes]:
-    """The files of node ``node`` holding ``ds`` (loaded; its variables numbers, booleans or text),
-    byte for byte those xarray's ``to_zarr`` writes (``tests/record/test_skeleton.py``), built
-    without its per-variable round trips to zarr's loop: all arrays in one trip."""
+def _dataset_files(datasets: dict[str, xr.Dataset]) -> dict[str, bytes]:
+    """The files of the nodes holding ``datasets`` (node path -> Dataset, loaded; variables
+    numbers, booleans or text), byte for byte those xarray's ``to_zarr`` writes
+    (``tests/record/test_skeleton.py``), built without its per-variable round trips to zarr's
+    loop: every node's groups in one trip, then all their arrays in one."""
     files: dict[str, Any] = {}
     memory = zarr.storage.MemoryStore(files)
-    non_index = [name for name in ds.coords if name not in ds.dims]
-    named_by_data = set()
-    writes = []
-    for name, var in ds.variables.items():
-        coordinates = None
-        if name in ds.data_vars:
-            named = sorted(c for c in non_index if set(ds.variables[c].dims) <= set(var.dims))
-            named_by_data.update(named)
-            coordinates = " ".join(named)
-        writes.append(_array_of_values(memory, f"{node}/{name}", name, (var.dims, var.values, var.attrs), coordinates))
-    unnamed = sorted(set(non_index) - named_by_data)  # coordinates no data variable names: listed by the group
-    attrs = {**ds.attrs, **({"coordinates": " ".join(unnamed)} if unnamed else {})}
-    _sync_all([zarr.api.asynchronous.create_group(store=memory, path=node, zarr_format=3, attributes=attrs)])  # before its arrays
+    groups, writes = [], []
+    for node, ds in datasets.items():
+        non_index = [name for name in ds.coords if name not in ds.dims]
+        named_by_data = set()
+        for name, var in ds.variables.items():
+            coordinates = None
+            if name in ds.data_vars:
+                named = sorted(c for c in non_index if set(ds.variables[c].dims) <= set(var.dims))
+                named_by_data.update(named)
+                coordinates = " ".join(named)
+            writes.append(_array_of_values(memory, f"{node}/{name}", name, (var.dims, var.values, var.attrs), coordinates))
+        unnamed = sorted(set(non_index) - named_by_data)  # coordinates no data variable names: listed by the group
+        attrs = {**ds.attrs, **({"coordinates": " ".join(unnamed)} if unnamed else {})}
+        groups.append(zarr.api.asynchronous.create_group(store=memory, path=node, zarr_format=3, attributes=attrs))
+    _sync_all(groups)  # before their arrays
     _sync_all(writes)
     return {key: buffer.to_bytes() for key, buffer in files.items()}
 
@@ -243,9 +246,8 @@ def row_writer(group: zarr.Group, arrays: list[str]) -> RowWriter:
 
 
 def save_result_node(store: str | os.PathLike[str], node: str, result: xr.Dataset) -> None:
-    """Write a result Dataset as the store node ``node`` (replacing whatever was there).
-
-    Attributes are made JSON-serialisable (numpy scalars and arrays to lists, NaN to ``"nan"``).
+    """Write a result Dataset as the store node ``node`` (replacing whatever was there):
+    :func:`save_result_nodes` of one node.
 
     Examples
     --------
@@ -256,17 +258,44 @@ def save_result_node(store: str | os.PathLike[str], node: str, result: xr.Datase
     >>> load_result_node(folder, "analyses/fc1/mean").attrs["n"]
     3
     """
+    save_result_nodes(store, {node: result})
+
+
+def save_result_nodes(store: str | os.PathLike[str], results: dict[str, xr.Dataset]) -> None:
+    """Write each result Dataset as the store node its key names (replacing whatever was there).
+
+    Attributes are made JSON-serialisable (numpy scalars and arrays to lists, NaN to ``"nan"``).
+    The nodes are encoded together (one trip to zarr's event loop for all their arrays: a
+    protocol's analyses are saved at once) and written node by node; a store that was
+    consolidated is consolidated again, once.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, xarray as xr
+    >>> folder = tempfile.mkdtemp()
+    >>> save_result_nodes(folder, {f"analyses/fc1/{name}": xr.Dataset({"m": ("neuroid", np.full(3, k))})
+    ...                            for k, name in enumerate(["low", "high"])})
+    >>> from neurorecord.store import load_result_node
+    >>> load_result_node(folder, "analyses/fc1/high")["m"].values.tolist()
+    [1, 1, 1]
+    """
     consolidated = is_consolidated(store)
-    clean = _storable(result)
-    if all(var.dtype.kind in "fiubO" for var in clean.variables.values()):
-        files = _dataset_files(clean, node)
-    else:  # other dtypes (dates, complex numbers): xarray's own encoding
-        memory: dict[str, Any] = {}
-        clean.to_zarr(zarr.storage.MemoryStore(memory), group=node, mode="w", zarr_format=3, consolidated=False,
-                      encoding={name: {"chunk_key_encoding": CHUNK_KEYS} for name in clean.variables})
-        files = {key: buffer.to_bytes() for key, buffer in memory.items()}
-    _write_node_files(Path(store), node, files)
-    if consolidated:  # a result added to a finished store: its consolidated metadata must list it too
+    plain, files = {}, {}
+    for node, result in results.items():
+        clean = _storable(result)
+        if all(var.dtype.kind in "fiubO" for var in clean.variables.values()):
+            plain[node] = clean
+        else:  # other dtypes (dates, complex numbers): xarray's own encoding
+            memory: dict[str, Any] = {}
+            clean.to_zarr(zarr.storage.MemoryStore(memory), group=node, mode="w", zarr_format=3, consolidated=False,
+                          encoding={name: {"chunk_key_encoding": CHUNK_KEYS} for name in clean.variables})
+            files[node] = {key: buffer.to_bytes() for key, buffer in memory.items()}
+    if plain:
+        encoded = _dataset_files(plain)
+        files.update({node: encoded for node in plain})  # each node's writer takes its own keys and its parents'
+    for node in results:
+        _write_node_files(Path(store), node, files[node])
+    if consolidated:  # results added to a finished store: its consolidated metadata must list them too
         consolidate(store)
 
 

@@ -1,6 +1,6 @@
 """A command imports only the libraries it needs: ``--help`` and ``schema`` no torch, xarray, zarr,
 dask or scipy; no command scikit-learn (the digits ship with the package); a run without
-analyses (and without its HTML report, which draws with matplotlib) no statsmodels or matplotlib. Checked in a fresh interpreter through ``sys.modules`` (timings on a
+analyses (and without its HTML report, which draws with matplotlib) no statsmodels or matplotlib; the default protocol's run no distributed. Checked in a fresh interpreter through ``sys.modules`` (timings on a
 shared machine are not a robust test; ``benchmarks/record_overhead.py`` prints them)."""
 
 from __future__ import annotations
@@ -56,10 +56,13 @@ def test_validate_and_run_import_no_scikit_learn_or_statsmodels(write_protocol, 
 
 
 def test_the_default_protocol_runs_without_distributed(tmp_path):
-    """Its analyses compute with dask's threads in the run's own process: distributed (0.3 s to
-    import, which dask does to look for a client unless given its scheduler) is not imported."""
+    """Its regions fit in memory: the analyses read each one whole, in the run's own process,
+    without dask's schedulers; distributed (0.3 s to import, which dask does to look for a
+    client unless given its scheduler) is not imported. (dask itself is: xarray imports
+    dask.array to recognise its arrays whenever it is installed.)"""
     from neurorecord import default_protocol_path
 
     recorded = _imported(["run", str(default_protocol_path()), "--out", str(tmp_path / "rec"), "--quiet", "--no-report"],
                          tmp_path)
     assert "xarray" in recorded and "distributed" not in recorded
+    assert (tmp_path / "rec" / "analyses" / "fc3" / "likes-3" / "zarr.json").is_file()

@@ -314,3 +314,27 @@ def test_generated_and_loaded_sets_share_one_store(write_protocol, tmp_path):
     assert ds["orientation"].values[is_grating].tolist() == [0.0, 90.0]
     assert np.isnan(ds["label"].values[is_grating]).all() and (ds["label"].values[:454] == DigitsSet("d", "test").parameters()["label"]).all()
     assert [s["name"] for s in tree.attrs["stimulus_sets"]] == ["digits", "gratings"]
+
+
+def test_analyses_equal_on_every_reading_path(tmp_path, monkeypatch):
+    """The run's analyses read small regions whole without dask (open_recording(dask=False));
+    the same entries on a region chunked as stored (over IN_PROCESS_BYTES) or opened dask-backed
+    give the same results."""
+    from neurorecord import default_protocol_path, store
+    from neurorecord.analysis import runner
+    from neurorecord.protocol import load_protocol
+
+    protocol = load_protocol(default_protocol_path())
+    out = tmp_path / "run"
+    neurorecord.run(protocol, out, quiet=True)
+    lazy = neurorecord.open_recording(out, dask=False)
+    assert lazy["fc1"]["activity"].chunks is None
+    np.testing.assert_array_equal(lazy["fc1"]["activity"].values, neurorecord.open_recording(out)["fc1"]["activity"].values)
+    written = runner.run_analyses(protocol, neurorecord.open_recording(out, dask=False), out)
+    assert len(written) == 12 and written[0].startswith("analyses/fc1/")  # region by region
+    for name, tree, limit in [("chunked", neurorecord.open_recording(out, dask=False), 0),
+                              ("dask", neurorecord.open_recording(out), runner.IN_PROCESS_BYTES)]:
+        monkeypatch.setattr(runner, "IN_PROCESS_BYTES", limit)
+        assert runner.run_analyses(protocol, tree, tmp_path / name) == written
+        for node in written:
+            xr.testing.assert_identical(store.load_result_node(tmp_path / name, node), store.load_result_node(out, node))
