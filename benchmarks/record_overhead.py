@@ -320,7 +320,7 @@ def skeleton_costs(protocol: Path, scratch: Path, rounds: int) -> None:
         for node, (variables, coords, attrs) in session._node_specs(exp).items():
             _xarray_skeleton(out, node, variables, coords, attrs, rec.batch_size, rec.compression, rec.compression_level)
 
-    cases = {"xarray": obvious_skeleton, "ours": lambda: session._create_nodes(out, exp),
+    cases = {"xarray": obvious_skeleton, "ours": lambda: session._create_nodes(out, exp, exp.batches_per_chunk),
              "open obvious": lambda: _open_obvious(tree_out), "open ours": lambda: store.open_recording(tree_out, verify="none")}
     samples: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(rounds):

@@ -55,6 +55,16 @@ class Experiment:
         """Time steps per presentation (None: not time-resolved)."""
         return None if self.plan.time is None else self.plan.time.steps
 
+    @property
+    def batches_per_chunk(self) -> int:
+        """Batches per stored chunk: ``record.batches_per_chunk``, ``auto`` resolved from the widest
+        array's rows (:func:`~neurorecord.record.stream.batches_per_chunk`)."""
+        from .record.stream import batches_per_chunk
+
+        rec = self.protocol.record
+        rows = [4 * lay.n_neuroid * (self.time_steps or 1) for lay in self.layouts.values()] + [4 * (self.n_outputs or 0), 8]
+        return batches_per_chunk(rec.batches_per_chunk, rec.batch_size, max(rows), -(-len(self.plan) // rec.batch_size))
+
     def summary(self) -> str:
         """Human-readable plan: presentations, trials and time, regions with unit counts and activity size."""
         rec = self.protocol.record
@@ -63,7 +73,7 @@ class Experiment:
             f"subject  {self.subject.name}  weights {self.subject.weight_sha256[:12]}",
             f"stimuli  {', '.join(f'{s.name} ({len(s)})' for s in self.plan.sets)}; image {self.plan.image_shape}",
             f"presentations {len(self.plan)} = {self.plan.n_stimuli} stimuli x {self.plan.repetitions} repetitions; "
-            f"batch {rec.batch_size}; device {self.device}",
+            f"batch {rec.batch_size}, {self.batches_per_chunk} per stored chunk; device {self.device}",
         ]
         if rec.time is not None:
             t = rec.time

@@ -142,9 +142,10 @@ def execute(
         if state is not None and state.complete and not overwrite:
             return out  # resume of a run another process finished meanwhile
         if state is None or state.stage == "creating" or overwrite:
-            state = store.RunState(protocol.name, protocol.sha256, "creating", len(exp.plan), rec.batch_size, n_batches, 0)
+            state = store.RunState(protocol.name, protocol.sha256, "creating", len(exp.plan), rec.batch_size, n_batches, 0,
+                                   batches_per_chunk=exp.batches_per_chunk)
             group = store.create_store(out, _provenance(exp), state)
-            _create_nodes(out, exp)
+            _create_nodes(out, exp, state.batches_per_chunk)
             state.stage = "recording"
             store.write_run_state(group, state)
         else:
@@ -247,12 +248,13 @@ def _provenance(exp: Experiment) -> dict[str, Any]:
     }
 
 
-def _create_nodes(out: Path, exp: Experiment) -> None:
-    """One node per region (coordinates, attributes, unwritten ``activity``), and ``behaviour``."""
+def _create_nodes(out: Path, exp: Experiment, batches_per_chunk: int) -> None:
+    """One node per region (coordinates, attributes, unwritten ``activity``), and ``behaviour``,
+    stored ``batches_per_chunk`` batches per chunk."""
     from . import store
 
     rec = exp.protocol.record
-    store.create_nodes(out, _node_specs(exp), chunk_rows=rec.batch_size, compression=rec.compression,
+    store.create_nodes(out, _node_specs(exp), chunk_rows=rec.batch_size * batches_per_chunk, compression=rec.compression,
                        compression_level=rec.compression_level)
 
 
@@ -325,7 +327,8 @@ def _record(out: Path, group: Any, exp: Experiment, state: store.RunState, quiet
 
         record_distributed(client, exp.subject.model, exp.plan, shapes, rec.reduce, exp.variability, exp.protocol.seed,
                            rec.batch_size, state.batches_done, exp.n_outputs, labels, str(out), names,
-                           advance, quiet, f"recording {exp.protocol.name}", dtype=rec.dtype)
+                           advance, quiet, f"recording {exp.protocol.name}", dtype=rec.dtype,
+                           batches_per_chunk=state.batches_per_chunk)
         return
     writer = store.row_writer(group, names)
 
@@ -336,7 +339,7 @@ def _record(out: Path, group: Any, exp: Experiment, state: store.RunState, quiet
 
     stream_batches(exp.subject.model, exp.plan, shapes, rec.reduce, exp.variability, exp.device, exp.protocol.seed,
                    rec.batch_size, state.batches_done, write, behaviour=exp.n_outputs, quiet=quiet,
-                   desc=f"recording {exp.protocol.name}", dtype=rec.dtype)
+                   desc=f"recording {exp.protocol.name}", dtype=rec.dtype, batches_per_chunk=state.batches_per_chunk)
 
 
 def _numeric_labels(label: np.ndarray | None, n: int) -> np.ndarray:

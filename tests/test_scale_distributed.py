@@ -52,12 +52,14 @@ def assert_same_store(a, b) -> None:
 @pytest.mark.slow  # two runs of the lesion study and a 2-process cluster: about a minute here
 def test_lesion_study_on_a_local_cluster_equals_one_process(tmp_path):
     single = tmp_path / "single"
-    neurorecord.run(LESION_STUDY, single, quiet=True)
+    protocol = tmp_path / "lesion-study.yaml"  # a chunk per batch: the recording's 2 batches can go to 2 workers
+    protocol.write_text(LESION_STUDY.read_text().replace("  batch_size: 256\n", "  batch_size: 256\n  batches_per_chunk: 1\n"))
+    neurorecord.run(protocol, single, quiet=True)
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client, distributed.get_task_stream(client) as stream:
         assert current_client() is client
         workers = set(client.scheduler_info()["workers"])
-        neurorecord.run(LESION_STUDY, tmp_path / "cluster", quiet=True)
+        neurorecord.run(protocol, tmp_path / "cluster", quiet=True)
     assert_same_store(single, tmp_path / "cluster")
     keys = [str(t["key"]) for t in stream.data]
     lesion_tasks = [t for t in stream.data if str(t["key"]).startswith("lesion-blocks-")]
@@ -154,6 +156,7 @@ stimuli:
 record:
   regions: ['2', '4']
   batch_size: 16
+  batches_per_chunk: 2
   variability: {input_noise: 0.05}
 analyses:
   - name: responsive
@@ -295,7 +298,7 @@ def test_a_worker_with_two_threads_runs_one_task_on_the_subject_at_a_time(write_
 
     from tests.helpers import DIGITS_MLP
 
-    text = DIGITS_MLP.replace("batch_size: 100", "batch_size: 32") + (
+    text = DIGITS_MLP.replace("batch_size: 100", "batch_size: 32\n  batches_per_chunk: 1") + (
         "lesions:\n  - name: fc3-single\n    region: fc3\n    units: all\n    evaluate: digits\n    n_boot: 50\n")
     protocol = write_protocol(text)
     threads = torch.get_num_threads()

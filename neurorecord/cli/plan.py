@@ -49,9 +49,9 @@ class LesionWork:
 class PlanEstimate:
     """Sizes in bytes of what recording a protocol writes and holds in memory.
 
-    Peak memory counts the recording's own buffers, for one batch: the images, every region's raw
-    output, two host buffers per region for the stored (reduced) activity (one being filled, one
-    being written), and the subject's weights. The forward pass's other intermediate tensors come
+    Peak memory counts the recording's own buffers: for one batch, the images and every region's
+    raw output; two host buffers per region for a stored chunk of (reduced) activity (one being
+    filled, one being written); and the subject's weights. The forward pass's other intermediate tensors come
     on top (one layer's output at a time, in inference mode).
     """
 
@@ -72,7 +72,7 @@ class PlanEstimate:
 
     @property
     def peak_bytes(self) -> int:
-        """Images + region outputs + two write buffers + weights, for one batch."""
+        """Images + region outputs (one batch) + two write buffers (one chunk each) + weights."""
         return self.image_batch_bytes + self.output_batch_bytes + self.buffer_bytes + self.weight_bytes
 
     def lines(self) -> list[str]:
@@ -144,6 +144,7 @@ def estimate(exp: Experiment) -> PlanEstimate:
     rec = exp.protocol.record
     n, steps = len(exp.plan), exp.time_steps or 1
     batch = min(rec.batch_size, n)
+    chunk = min(rec.batch_size * exp.batches_per_chunk, n)  # the write buffers hold a stored chunk
     layouts = exp.layouts.values()
     presentation_coords = _coordinate_bytes(exp.plan.coords())
     sets = {s.name: len(s) for s in exp.plan.sets}
@@ -163,7 +164,7 @@ def estimate(exp: Experiment) -> PlanEstimate:
         batch=batch,
         image_batch_bytes=FLOAT32 * batch * steps * prod(exp.plan.image_shape),
         output_batch_bytes=sum(FLOAT32 * batch * steps * prod(lay.output_shape) for lay in layouts),
-        buffer_bytes=sum(2 * FLOAT32 * batch * steps * lay.n_neuroid for lay in layouts),
+        buffer_bytes=sum(2 * FLOAT32 * chunk * steps * lay.n_neuroid for lay in layouts),
         weight_bytes=sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()]),
         lesions=lesions,
         compression=rec.compression,

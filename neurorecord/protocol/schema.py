@@ -180,7 +180,13 @@ class RecordSpec(_Strict):
     """What is recorded and how."""
 
     regions: RegionNames = Field(..., min_length=1, description="Module names from model.named_modules().")
-    batch_size: PositiveInt = Field(256, description="Presentations per forward pass; also the zarr chunk length.")
+    batch_size: PositiveInt = Field(256, description="Presentations per forward pass.")
+    batches_per_chunk: Literal["auto"] | PositiveInt = Field(
+        "auto",
+        description="Batches per stored chunk (along presentation), the unit of progress for --resume; auto: enough "
+        "batches for chunks of about 1 MiB in the widest array, at most 8 (narrow regions are written in fewer, larger "
+        "pieces), 1 where a batch already fills that.",
+    )
     reduce: Literal["mean", "max", "center", "none"] = Field(
         "mean", description="Spatial reduction of conv outputs; 'none' keeps one unit per channel and position."
     )

@@ -1,9 +1,9 @@
 """Recording on a ``dask.distributed`` cluster: the presentation plan's batches spread over workers.
 
-A batch of presentations is one chunk (one shard file) of every region's ``activity`` and of the
-behaviour arrays, and each batch seeds torch from ``(seed, batch)``, so batches can be recorded
-anywhere, in any order, and give what one process gives. The batches not yet on disk are cut into
-contiguous ranges (about four per worker, so a lost worker costs little and the run state
+A chunk of ``batches_per_chunk`` batches of presentations is one chunk (one shard file) of every
+region's ``activity`` and of the behaviour arrays, and each batch seeds torch from ``(seed, batch)``,
+so chunks can be recorded anywhere, in any order, and give what one process gives. The chunks not
+yet on disk are cut into contiguous ranges (about four per worker, so a lost worker costs little and the run state
 advances while the run goes on); each task gets the subject (pickled and scattered once per run,
 unpickled once per worker, :mod:`neurorecord.cluster`; a future the scheduler can compute again if
 the workers holding it are lost), the plan and the trial variability,
@@ -41,7 +41,8 @@ TASKS_PER_WORKER = 4
 
 def _record_range(subject: tuple[str, bytes], plan: PresentationPlan, variability: TrialVariability,
                   shapes: dict[str, tuple[int, ...]], reduce: str, seed: int, batch_size: int, first: int, stop: int,
-                  behaviour: int | None, labels: np.ndarray | None, store: str, names: list[str], dtype: str) -> tuple[int, int]:
+                  behaviour: int | None, labels: np.ndarray | None, store: str, names: list[str], dtype: str,
+                  batches_per_chunk: int) -> tuple[int, int]:
     """On a worker: record batches ``first .. stop - 1`` and write their rows; returns the range."""
     writer = store_io.row_writer(store_io.open_writable(Path(store)), names)
 
@@ -53,7 +54,7 @@ def _record_range(subject: tuple[str, bytes], plan: PresentationPlan, variabilit
         torch.set_num_threads(worker_threads())  # the worker's share of the cores (restored: a thread worker shares the process)
         try:
             stream_batches(model, plan, shapes, reduce, variability, torch.device("cpu"), seed, batch_size, first, write,
-                           behaviour=behaviour, quiet=True, stop_batch=stop, dtype=dtype)
+                           behaviour=behaviour, quiet=True, stop_batch=stop, dtype=dtype, batches_per_chunk=batches_per_chunk)
         finally:
             torch.set_num_threads(threads)
     return first, stop
@@ -63,7 +64,7 @@ def record_distributed(client: Any, model: torch.nn.Module, plan: PresentationPl
                        reduce: str, variability: TrialVariability, seed: int, batch_size: int, first_batch: int,
                        behaviour: int | None, labels: np.ndarray | None, store: str, names: list[str],
                        advance: Callable[[int], None], quiet: bool = False, desc: str = "recording",
-                       dtype: str = "float32") -> None:
+                       dtype: str = "float32", batches_per_chunk: int = 1) -> None:
     """Record the batches ``first_batch ..`` of ``plan`` on the workers of ``client``.
 
     Parameters
@@ -83,8 +84,9 @@ def record_distributed(client: Any, model: torch.nn.Module, plan: PresentationPl
         each time it grows (the run state is written there).
     quiet, desc
         Progress bar.
-    dtype
-        As :func:`~neurorecord.record.stream.stream_batches` (``record.dtype``).
+    dtype, batches_per_chunk
+        As :func:`~neurorecord.record.stream.stream_batches` (``record.dtype``; the store's chunks:
+        ``first_batch`` is the first batch of one, and every range is whole chunks).
     """
     from distributed import as_completed
 
@@ -93,13 +95,14 @@ def record_distributed(client: Any, model: torch.nn.Module, plan: PresentationPl
     if first_batch >= n_batches:
         return
     n_workers = max(1, len(client.scheduler_info()["workers"]))
-    bounds = np.linspace(first_batch, n_batches, min(n_batches - first_batch, TASKS_PER_WORKER * n_workers) + 1).round()
-    ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    k, first_chunk, n_chunks = batches_per_chunk, first_batch // batches_per_chunk, -(-n_batches // batches_per_chunk)
+    bounds = np.linspace(first_chunk, n_chunks, min(n_chunks - first_chunk, TASKS_PER_WORKER * n_workers) + 1).round()
+    ranges = [(int(a) * k, min(int(b) * k, n_batches)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]  # whole chunks
     run = uuid.uuid4().hex[:8]  # task keys unique to this call: a finished key of another run is never reused
     subject = shared(client, pickled_subject(model), "subject")
     plan_, variability_ = shared(client, plan, "presentation-plan"), shared(client, variability, "trial-variability")
     futures = [client.submit(_record_range, subject, plan_, variability_, shapes, reduce, seed, batch_size, a, b, behaviour,
-                             labels, store, names, dtype, key=f"record-batches-{a}-{b}-{run}") for a, b in ranges]
+                             labels, store, names, dtype, k, key=f"record-batches-{a}-{b}-{run}") for a, b in ranges]
     finished: set[int] = set()
     done = first_batch
     with tqdm(total=n, initial=min(first_batch * batch_size, n), unit="stim", desc=desc, disable=quiet, file=sys.stderr,

@@ -27,10 +27,36 @@ from .plan import PresentationPlan
 from .regions import RegionTap, reduce_output, reduce_time_output
 from .trials import TrialVariability
 
-__all__ = ["BatchWriter", "stream_batches", "behaviour_of", "batch_rows"]
+__all__ = ["BatchWriter", "CHUNK_BYTES", "MAX_BATCHES_PER_CHUNK", "batches_per_chunk", "stream_batches", "behaviour_of", "batch_rows"]
+
+#: ``batches_per_chunk: auto`` makes chunks of at least this many bytes in the store's widest
+#: array: zarr costs about a millisecond per array per write whatever its size, so narrow regions
+#: written a batch at a time make the writer the bottleneck (benchmarks/record_overhead.py, the
+#: digits MLP case) ...
+CHUNK_BYTES = 2**20
+#: ... from at most this many batches: an interrupted run records up to these again.
+MAX_BATCHES_PER_CHUNK = 8
 
 #: ``write(batch, start, stop, buffers)``: store rows ``start:stop`` from ``buffers[name][:stop - start]``.
 BatchWriter = Callable[[int, int, int, dict[str, np.ndarray]], None]
+
+
+def batches_per_chunk(asked: str | int, batch_size: int, row_bytes: int, n_batches: int) -> int:
+    """Batches per stored chunk: ``asked`` (``record.batches_per_chunk``) when a number; for
+    ``"auto"``, the fewest batches whose rows of the widest array (``row_bytes`` each) reach
+    :data:`CHUNK_BYTES`, at most :data:`MAX_BATCHES_PER_CHUNK`. Never more than the plan's
+    ``n_batches``.
+
+    >>> batches_per_chunk("auto", 256, 400, 36)  # 100 float32 units: 100 kB a batch
+    8
+    >>> batches_per_chunk("auto", 256, 57344, 8)  # full conv maps: 14.7 MB a batch
+    1
+    >>> batches_per_chunk(3, 100, 400, 2)
+    2
+    """
+    if asked == "auto":
+        asked = min(MAX_BATCHES_PER_CHUNK, -(-CHUNK_BYTES // max(1, batch_size * row_bytes)))
+    return max(1, min(int(asked), n_batches))
 
 
 def behaviour_of(output: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -93,8 +119,10 @@ def stream_batches(
     desc: str = "recording",
     stop_batch: int | None = None,
     dtype: str = "float32",
+    batches_per_chunk: int = 1,
 ) -> None:
-    """Record the batches ``first_batch .. stop_batch - 1`` of ``plan``, handing each to ``write``.
+    """Record the batches ``first_batch .. stop_batch - 1`` of ``plan``, handing each stored chunk
+    (``batches_per_chunk`` batches) to ``write``.
 
     Parameters
     ----------
@@ -115,13 +143,14 @@ def stream_batches(
     seed
         The protocol's seed; batch ``b`` seeds torch from ``(seed, b)``.
     batch_size
-        Presentations per batch (the store's chunk length).
+        Presentations per batch (per forward pass).
     first_batch
-        The first batch not yet on disk.
+        The first batch not yet on disk: the first of a chunk (a multiple of ``batches_per_chunk``).
     write
-        Called (in a background thread) with ``(batch, start, stop, buffers)``; ``buffers`` holds
-        one array per region, and ``behaviour/output`` and ``behaviour/predicted`` when
-        ``behaviour`` is given.
+        Called (in a background thread) once per chunk with ``(batch, start, stop, buffers)``:
+        ``batch`` the chunk's last batch, ``start:stop`` its presentations; ``buffers`` holds one
+        array per region, and ``behaviour/output`` and ``behaviour/predicted`` when ``behaviour``
+        is given.
     behaviour
         The number of output units of the subject when its behaviour is recorded (the whole
         forward pass runs); None to stop each pass after the deepest region.
@@ -130,11 +159,14 @@ def stream_batches(
     desc
         Progress bar label.
     stop_batch
-        One past the last batch to record; None: to the end of the plan (a worker of a cluster
-        records its own range, :mod:`neurorecord.record.distributed`).
+        One past the last batch to record: the end of a chunk or of the plan; None: to the end of
+        the plan (a worker of a cluster records its own range, :mod:`neurorecord.record.distributed`).
     dtype
         ``float32``, or ``bfloat16``: the forward pass under :func:`torch.autocast` (the weights
         are not touched); the stored values are float32 either way.
+    batches_per_chunk
+        Batches per stored chunk (:func:`batches_per_chunk`): the rows of that many batches are
+        gathered and written at once.
 
     Notes
     -----
@@ -145,8 +177,11 @@ def stream_batches(
     overlap the forward passes.
     """
     n = len(plan)
+    n_batches = -(-n // batch_size) if stop_batch is None else stop_batch
+    if first_batch % batches_per_chunk or (n_batches % batches_per_chunk and n_batches * batch_size < n):
+        raise ValueError(f"batches {first_batch}..{n_batches - 1}: expected whole chunks of {batches_per_chunk} batches")
     steps = plan.time.steps if plan.time is not None else None
-    rows = min(batch_size, n)  # buffers as large as what is presented, not as the batch_size asked
+    rows = min(batch_size * batches_per_chunk, n)  # buffers as large as what is presented, not as asked
     cuda = device.type == "cuda"
     shapes = {r: ((rows, *shape), torch.float32) for r, shape in regions.items()}
     if behaviour is not None:
@@ -159,7 +194,6 @@ def stream_batches(
     uploaded: list[Any] = [None, None]  # CUDA events: the slot's last host-to-device copy is done
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bfloat16" else contextlib.nullcontext()
     pending: deque[Future[None]] = deque()
-    n_batches = -(-n // batch_size) if stop_batch is None else stop_batch
     bar = tqdm(total=n, initial=min(first_batch * batch_size, n), unit="stim", desc=desc,
                disable=quiet, file=sys.stderr, dynamic_ncols=True)
     devices = [device.index or 0] if cuda else []
@@ -184,20 +218,25 @@ def stream_batches(
                             outputs, result = tap(x), None
                         else:
                             outputs, result = tap.with_output(x)
-                    if len(pending) == 2:
-                        pending.popleft().result()
-                    slot = host[batch % 2]
+                    chunk = batch // batches_per_chunk
+                    first_row = chunk * batches_per_chunk * batch_size
+                    if batch % batches_per_chunk == 0 and len(pending) == 2:
+                        pending.popleft().result()  # the chunk two chunks ago has left this slot
+                    slot = host[chunk % 2]
+                    rows_ = slice(start - first_row, stop - first_row)
                     for region, output in outputs.items():
                         stored = reduce_output(output, reduce) if steps is None else reduce_time_output(output, reduce, steps)
-                        slot[region][: stop - start].copy_(stored, non_blocking=cuda)
+                        slot[region][rows_].copy_(stored, non_blocking=cuda)
                     if result is not None:
                         for key, value in behaviour_of(result).items():
-                            slot[f"behaviour/{key}"][: stop - start].copy_(value, non_blocking=cuda)
-                    copied = torch.cuda.Event() if cuda else None
+                            slot[f"behaviour/{key}"][rows_].copy_(value, non_blocking=cuda)
+                    last = batch % batches_per_chunk == batches_per_chunk - 1 or batch == n_batches - 1
+                    copied = torch.cuda.Event() if cuda and last else None
                     if copied is not None:
-                        copied.record()
+                        copied.record()  # after every copy of the chunk (one stream)
                 del outputs, result
-                pending.append(pool.submit(_write_when_copied, write, copied, batch, start, stop, buffers[batch % 2]))
+                if last:
+                    pending.append(pool.submit(_write_when_copied, write, copied, batch, first_row, stop, buffers[chunk % 2]))
                 bar.update(stop - start)
             while pending:
                 pending.popleft().result()

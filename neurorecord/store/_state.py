@@ -30,7 +30,8 @@ class RunState:
     ``stage`` is ``creating`` (store skeleton being written), ``recording``, ``analysing``
     (the protocol's ``analyses:`` being run), ``lesioning`` (its ``lesions:``; ``lesions_done``
     counts each sweep's finished lesions, -1 once its results are written), ``studying`` (its ``study:``
-    entries, recomputed whole on resume) or ``complete``; ``batches_done`` batches of ``batch_size`` presentations are on disk.
+    entries, recomputed whole on resume) or ``complete``; ``batches_done`` batches of ``batch_size`` presentations are on disk,
+    written ``batches_per_chunk`` batches (one chunk of each array) at a time.
     """
 
     protocol_name: str
@@ -41,6 +42,7 @@ class RunState:
     batches_total: int = 0
     batches_done: int = 0
     lesions_done: dict[str, int] = field(default_factory=dict)
+    batches_per_chunk: int = 1  # (stores written before it was kept: one batch per chunk)
 
     @property
     def complete(self) -> bool:

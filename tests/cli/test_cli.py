@@ -31,7 +31,7 @@ def test_run_info_validate(write_protocol, tmp_path, capsys):
     assert main(["info", str(tmp_path / "rec")]) == 0
     info = capsys.readouterr().out
     assert "status    complete (454 presentations)" in info
-    assert "region    fc1: activity {'presentation': 454, 'neuroid': 100} float32, chunks (100, 100)" in info
+    assert "region    fc1: activity {'presentation': 454, 'neuroid': 100} float32, chunks (454, 100)" in info
     assert "presentation coords: digit_index, label, repetition, stimulus_id, stimulus_set" in info
     assert "neuroid coords: channel, neuroid_id, region" in info
     assert f"torch {torch.__version__}" in info and "test accuracy 0.9" in info

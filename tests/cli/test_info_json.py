@@ -28,7 +28,7 @@ def test_info_json_parses_and_matches_the_store(write_protocol, tmp_path, capsys
         array = zarr.open_array(out / name / "activity", mode="r")
         expected.append((name, {"presentation": 454, "neuroid": array.shape[1]}, list(array.chunks)))
     assert [(r["name"], r["sizes"], r["chunks"]) for r in summary["regions"]] == expected
-    assert expected[0][2] == [100, 100]  # one batch of presentations x every unit (narrower than a unit chunk)
+    assert expected[0][2] == [454, 100]  # a chunk of presentations (5 batches of 100) x every unit (narrower than a unit chunk)
     assert summary["regions"][0]["coords"]["neuroid"] == ["channel", "neuroid_id", "region"]
     correct = xr.open_zarr(out, group="behaviour")["correct"].values
     assert summary["behaviour"]["n_scored"] == 454

@@ -161,15 +161,16 @@ def test_validate_prints_estimates_for_default_protocol(capsys):
     batch = 256  # min(batch_size 256, 454 presentations)
     images = batch * 1 * 8 * 8 * 4  # 65,536 B
     outputs = 3 * batch * 100 * 4  # 307,200 B
-    buffers = 2 * outputs  # 614,400 B
+    chunk = 454  # batches_per_chunk auto: 2 batches of 100 kB (the plan's 2) make one stored chunk
+    buffers = 2 * 3 * chunk * 100 * 4  # two write buffers per region, a chunk each: 1,089,600 B
     weights = 4 * ((64 * 100 + 100) + 2 * (100 * 100 + 100) + (100 * 10 + 10))  # 110,840 B
     est = estimate(neurorecord.prepare(DEFAULT))
     assert (est.activity_bytes, est.coordinate_bytes, est.image_batch_bytes, est.output_batch_bytes, est.buffer_bytes,
             est.weight_bytes) == (activity, coordinates, images, outputs, buffers, weights)
-    assert est.peak_bytes == 1_097_976 and est.disk_bytes == 605_712
+    assert est.peak_bytes == 1_573_176 and est.disk_bytes == 605_712
     assert "disk     about 605.7 kB uncompressed: activity 544.8 kB + coordinates 60.9 kB; compression" in out
-    assert ("memory   about 1.1 MB at peak while recording: images 65.5 kB (batch of 256) + region outputs 307.2 kB "
-            "+ 2 write buffers 614.4 kB + weights 110.8 kB") in out
+    assert ("memory   about 1.6 MB at peak while recording: images 65.5 kB (batch of 256) + region outputs 307.2 kB "
+            "+ 2 write buffers 1.1 MB + weights 110.8 kB") in out
     assert "lesions" not in out and out.rstrip().endswith("protocol is valid")
 
 

@@ -39,11 +39,11 @@ def test_an_intact_store_passes_both_checks(store, capsys):
 
 def test_a_deleted_chunk_is_named_on_open(store):
     """It used to read back as NaN under a 'complete' store."""
-    (store / "fc2" / "activity" / "c.1.0").unlink()
-    with pytest.raises(DamagedStoreError, match=r"fc2/activity/c\.1\.0 is missing \(chunk of array fc2/activity\)"):
+    (store / "fc2" / "activity" / "c.0.0").unlink()  # the default protocol's one chunk (2 batches of 256)
+    with pytest.raises(DamagedStoreError, match=r"fc2/activity/c\.0\.0 is missing \(chunk of array fc2/activity\)"):
         neurorecord.open_recording(store)
     tree = neurorecord.open_recording(store, verify="none")  # still readable when asked
-    assert np.isnan(tree["fc2"]["activity"].values[256:]).all()
+    assert np.isnan(tree["fc2"]["activity"].values).all() and not np.isnan(tree["fc1"]["activity"].values).any()
 
 
 def test_a_garbage_chunk_is_named_by_the_checksum_check(store, capsys):

@@ -58,7 +58,7 @@ def test_bfloat16_values_are_what_autocast_gives(both):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device")
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_recording_on_cuda_equals_the_cpu(dtype, tmp_path):
-    """Pinned host buffers and asynchronous copies: every batch arrives whole, equal to the CPU
+    """Pinned host buffers and asynchronous copies (chunks of 3 batches: the writer waits for the last batch's copies): every batch arrives whole, equal to the CPU
     recording (to the GPU's rounding), the subject's parameters left on their device."""
     from neurorecord.protocol import load_protocol
     from neurorecord.subjects import build_subject
@@ -76,7 +76,7 @@ def test_recording_on_cuda_equals_the_cpu(dtype, tmp_path):
                 rows[r][start:stop] = buffers[r][: stop - start]
 
         stream_batches(model.to(device), plan, shapes, "mean", TrialVariability(None, 0, len(plan)), torch.device(device),
-                       0, 64, 0, write, behaviour=10, quiet=True, dtype=dtype)
+                       0, 64, 0, write, behaviour=10, quiet=True, dtype=dtype, batches_per_chunk=3)
         got[device] = rows
     model.cpu()
     for r in shapes:

@@ -34,8 +34,9 @@ def test_store_layout_and_labels(digits_run):
         ds = tree[region].to_dataset()
         act = ds["activity"]
         assert act.dims == ("presentation", "neuroid") and act.shape == (454, 100) and act.dtype == np.float32
-        assert act.chunks is not None and act.chunks[0][0] == 100  # dask-backed, chunked along presentation
-        assert act.encoding["chunks"] == (100, 100)
+        # dask-backed, chunked along presentation: 5 batches of 100 x 100 units (40 kB) make one chunk (batches_per_chunk: auto)
+        assert act.chunks is not None and act.chunks[0] == (454,)
+        assert act.encoding["chunks"] == (454, 100)
         assert list(ds["stimulus_id"].values) == list(params["stimulus_id"])
         assert np.array_equal(ds["label"].values, params["label"])
         assert set(ds["repetition"].values) == {0} and set(ds["stimulus_set"].values) == {"digits"}
@@ -171,17 +172,20 @@ def _run_with_power_cut(monkeypatch, path, out, at: int) -> None:
     monkeypatch.setattr(PresentationPlan, "images", real_images)
 
 
-def test_failed_run_is_incomplete_and_resumes(write_protocol, tmp_path, monkeypatch):
-    path = write_protocol(DIGITS_MLP)
+@pytest.mark.parametrize("per_chunk, done", [(1, 3), (2, 2)])
+def test_failed_run_is_incomplete_and_resumes(write_protocol, tmp_path, monkeypatch, per_chunk, done):
+    """Cut while the 4th batch is read: the chunks finished before are on disk (batches of 100;
+    with 2 batches per chunk, the 2nd chunk, batches 3 and 4, is lost), the rest is recorded on resume."""
+    path = write_protocol(DIGITS_MLP.replace("  batch_size: 100\n", f"  batch_size: 100\n  batches_per_chunk: {per_chunk}\n"))
     reference = neurorecord.run(path, tmp_path / "ref", quiet=True)
     _run_with_power_cut(monkeypatch, path, tmp_path / "out", at=300)
     state = read_run_state(tmp_path / "out")
-    assert not state.complete and state.batches_done == 3 and state.batches_total == 5
-    with pytest.raises(IncompleteRecordingError, match="INCOMPLETE: stage 'recording', 3 of 5 batches written"):
+    assert not state.complete and state.batches_done == done and state.batches_total == 5 and state.batches_per_chunk == per_chunk
+    with pytest.raises(IncompleteRecordingError, match=f"INCOMPLETE: stage 'recording', {done} of 5 batches written"):
         neurorecord.open_recording(tmp_path / "out")
     partial = neurorecord.open_recording(tmp_path / "out", allow_incomplete=True)
     act = partial["fc1"]["activity"].values
-    assert np.isnan(act[300:]).all() and not np.isnan(act[:300]).any()
+    assert np.isnan(act[done * 100:]).all() and not np.isnan(act[: done * 100]).any()
     with pytest.raises(StoreError, match="holds an unfinished recording of this protocol"):
         neurorecord.run(path, tmp_path / "out", quiet=True)
     done = neurorecord.run(path, tmp_path / "out", resume=True, quiet=True)

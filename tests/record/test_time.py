@@ -83,7 +83,7 @@ def test_gru_recording_matches_a_direct_forward(write_protocol, tmp_path):
     readout = tree["readout"].to_dataset()
     act = readout["activity"]
     assert act.dims == ("presentation", "neuroid", "time_bin") and act.shape == (454, 10, 10)
-    assert act.encoding["chunks"] == (100, 10, 10)
+    assert act.encoding["chunks"] == (454, 10, 10)  # 5 batches of 100 x 10 x 10 time bins (40 kB) make one chunk
     np.testing.assert_array_equal(readout["time_bin_start"].values, np.arange(-2, 8) * 25.0)
     np.testing.assert_array_equal(readout["time_bin_end"].values, np.arange(-1, 9) * 25.0)
     assert readout["time_bin_start"].attrs["units"] == "ms"

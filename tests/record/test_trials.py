@@ -115,12 +115,13 @@ def test_repetitions_differ_runs_repeat_and_resume_matches(write_protocol, tmp_p
     assert 0.05 < float((fc2 == 0).mean() - (neurorecord.run(write_protocol(DIGITS_MLP, "clean.yaml"), tmp_path / "clean", quiet=True)["fc2"]["activity"].values == 0).mean()) < 0.15
     again = neurorecord.run(path, tmp_path / "b", quiet=True)
     assert np.array_equal(again["fc3"]["activity"].values, act)
-    # an interruption after batch 2: the later batches are redrawn exactly
+    # an interruption after the first chunk (8 batches of 100): the later batches are redrawn exactly
     group = zarr.open_group(tmp_path / "b", mode="r+")
     state = read_run_state(tmp_path / "b")
-    state.stage, state.batches_done = "recording", 2
+    assert state.batches_per_chunk == 8
+    state.stage, state.batches_done = "recording", 8
     for region in ("fc1", "fc2", "fc3"):
-        group[f"{region}/activity"][200:] = 0.0
+        group[f"{region}/activity"][800:] = 0.0
     group.attrs["complete"] = False
     write_run_state(group, state)
     resumed = neurorecord.run(path, tmp_path / "b", resume=True, quiet=True)
