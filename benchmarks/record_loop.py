@@ -11,8 +11,11 @@ none`` (full maps). Cases, interleaved over ``--rounds`` rounds (medians and rat
   thread), the writer doing nothing: what the loop costs before any writing;
 * **stream_batches -> numpy**: the same, the writer copying each batch into numpy arrays;
 * **stream_batches -> zarr**: the same writing into zarr arrays laid out as the store lays them
-  out (batch-long chunks; for maps, shards of 512-unit inner chunks), lz4, through the store's
-  ``RowWriter`` (a batch's arrays in one trip to zarr), and the run state written after each batch.
+  out (chunks of ``record.batches_per_chunk: auto`` batches: 4 with channel means, 1 with maps;
+  for maps, shards of 512-unit inner chunks), lz4, through the store's ``RowWriter`` (a chunk's
+  arrays in one trip to zarr), and the run state written after each chunk;
+* **stream_batches -> zarr, a chunk per batch** (channel means): the layout before
+  ``batches_per_chunk``, one write per array per batch.
 
 Run from the repository root::
 
@@ -48,6 +51,7 @@ def main() -> None:
 
     from neurorecord import store
     from neurorecord.record import PresentationPlan, RegionTap, TrialVariability, stream_batches
+    from neurorecord.record.stream import batches_per_chunk
     from neurorecord.stimuli import NpySet, load_digits_array
 
     folder = Path(tempfile.mkdtemp(prefix="neurorecord-loop-", dir="/tmp"))
@@ -84,7 +88,10 @@ def main() -> None:
         stream_batches(model, plan, shapes[reduce], reduce, TrialVariability(None, 0, n), torch.device("cpu"), 0, BATCH, 0,
                        write, behaviour=10, quiet=True)
 
-    def to_zarr(reduce: str) -> None:
+    def to_zarr(reduce: str, per_chunk: int | None = None) -> None:
+        widest = max(4 * width for (width,) in shapes[reduce].values())
+        k = per_chunk or batches_per_chunk("auto", BATCH, widest, -(-n // BATCH))  # as the store chooses
+        rows = k * BATCH
         shutil.rmtree(folder / "z", ignore_errors=True)
         group = zarr.open_group(folder / "z", mode="w")
         arrays = {}
@@ -92,10 +99,10 @@ def main() -> None:
             wide = width > store.UNIT_CHUNK
             arrays[r] = group.create_array(
                 r, shape=(n, width), dtype="f4", compressors=store.float_codecs("lz4"),
-                chunks=(BATCH, store.UNIT_CHUNK) if wide else (BATCH, width),
-                shards=(BATCH, -(-width // store.UNIT_CHUNK) * store.UNIT_CHUNK) if wide else None,
+                chunks=(rows, store.UNIT_CHUNK) if wide else (rows, width),
+                shards=(rows, -(-width // store.UNIT_CHUNK) * store.UNIT_CHUNK) if wide else None,
             ).with_config({"write_empty_chunks": True})
-        arrays["output"] = group.create_array("output", shape=(n, 10), chunks=(BATCH, 10), dtype="f4").with_config(
+        arrays["output"] = group.create_array("output", shape=(n, 10), chunks=(rows, 10), dtype="f4").with_config(
             {"write_empty_chunks": True})
 
         writer = store.RowWriter(arrays)
@@ -103,16 +110,17 @@ def main() -> None:
         def write(batch: int, start: int, stop: int, buffers: dict[str, np.ndarray]) -> None:
             writer.write(start, stop, {**{r: buffers[r][: stop - start] for r in shapes[reduce]},
                                        "output": buffers["behaviour/output"][: stop - start]})
-            group.attrs.update({"batches_done": batch + 1})  # as the run state is written after each batch
+            group.attrs.update({"batches_done": batch + 1})  # as the run state is written after each chunk
 
         stream_batches(model, plan, shapes[reduce], reduce, TrialVariability(None, 0, n), torch.device("cpu"), 0, BATCH, 0,
-                       write, behaviour=10, quiet=True)
+                       write, behaviour=10, quiet=True, batches_per_chunk=k)
 
     cases = {"plain forward": plain}
     for reduce in ("mean", "none"):
         cases[f"reduce {reduce}: stream_batches -> nothing"] = lambda reduce=reduce: to_nothing(reduce)
         cases[f"reduce {reduce}: stream_batches -> numpy"] = lambda reduce=reduce: to_numpy(reduce)
         cases[f"reduce {reduce}: stream_batches -> zarr"] = lambda reduce=reduce: to_zarr(reduce)
+    cases["reduce mean: -> zarr, a chunk per batch"] = lambda: to_zarr("mean", 1)
     for fn in cases.values():
         fn()  # warm-up
     print(f"machine: {os.cpu_count()} CPUs, load average {'/'.join(f'{x:.1f}' for x in os.getloadavg())}; torch "
