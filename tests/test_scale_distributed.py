@@ -277,12 +277,14 @@ def test_a_cluster_run_killed_while_recording_resumes_to_the_same_store(tmp_path
             state = json.loads((store / "zarr.json").read_text())["attributes"]["run"]
         except (FileNotFoundError, KeyError, json.JSONDecodeError):
             state = None
-        if state is not None and state["stage"] == "recording" and state["batches_done"] >= 3:
+        # killed once a worker has written a chunk: batches_done counts only the finished prefix of
+        # ranges, which stays 0 until the first range ends and may then jump to the end
+        if state is not None and state["stage"] == "recording" and any(store.glob("*/activity/c.*")):
             os.killpg(run.pid, signal.SIGKILL)  # the client, the scheduler and the workers at once
             break
         time.sleep(0.002)
     run.wait()
-    assert state is not None and state["stage"] == "recording" and 3 <= state["batches_done"] < -(-454 // 16), state
+    assert state is not None and state["stage"] == "recording" and state["batches_done"] < -(-454 // 16), state
     killed = json.loads((store / "zarr.json").read_text())["attributes"]["run"]
     assert killed["stage"] == "recording"
     resumed = subprocess.run([sys.executable, str(script), str(protocol), str(store)], capture_output=True, text=True)

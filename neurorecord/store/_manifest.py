@@ -69,9 +69,9 @@ def check_files(path: Path, attrs: dict[str, Any] | None = None, checksums: bool
     >>> import neurorecord, tempfile
     >>> out = Path(tempfile.mkdtemp()) / "digits"
     >>> _ = neurorecord.run(neurorecord.default_protocol_path(), out, quiet=True)
-    >>> (out / "fc2" / "activity" / "c.1.0").unlink()
+    >>> (out / "fc2" / "activity" / "c.0.0").unlink()
     >>> check_files(out)
-    ['fc2/activity/c.1.0 is missing (chunk of array fc2/activity)']
+    ['fc2/activity/c.0.0 is missing (chunk of array fc2/activity)']
     """
     attrs = root_attrs(path) if attrs is None else attrs
     expected = attrs.get(MANIFEST_ATTR)
