@@ -15,6 +15,10 @@ Measured in one run, on the same inputs and in the same batches:
 * **digits MLP** (the zoo's ``digits-mlp``) on the 454 test digits presented 20 times, recording
   ``fc1``, ``fc2``, ``fc3``. Its forward pass takes milliseconds, so its ratio measures
   neurorecord's fixed costs rather than any throughput.
+* **Peers**, where installed: torchlens's ``extract_dataset`` recording the same three blocks of
+  the VGG from the same ``.npy`` in the same batches into its shard folder, channel means (its
+  ``spatial_mean`` pool) and full maps. Context, not targets. thingsvision is not measured: its
+  requirements replace torch with torch 2.0.
 * **The command line**: ``neurorecord run PROTOCOL --out DIR --quiet --no-report`` (the recording,
   as ``run()`` makes it; the HTML report is a stage of its own) in a fresh process, against
   a plain script doing the baseline's forward pass in a fresh process (interpreter start, the
@@ -102,10 +106,11 @@ class Config:
     """One recorded configuration, its baseline, and the samples taken of both."""
 
     label: str
-    protocol: Path
+    protocol: Path | None  # None for a peer's rows
     baseline: Callable[[], None]
     target: float | None
     cli: bool = False
+    peer: Callable[[Path], None] | None = None  # another tool's recording into a folder, instead of neurorecord's
     baseline_s: list[float] = field(default_factory=list)
     recorded_s: list[float] = field(default_factory=list)
     phases: dict[str, list[float]] = field(default_factory=lambda: {p: [] for p in PHASES})
@@ -228,7 +233,11 @@ def measure_round(configs: list[Config], scratch: Path, keep: bool) -> None:
     for config in configs:
         baseline_s = timed(config.baseline)
         out = scratch / "out"
-        if config.cli:
+        if config.peer is not None:
+            total_s = timed(lambda: config.peer(out))
+            spent, activity, disk = {}, 0, folder_bytes(out)
+            shutil.rmtree(out)
+        elif config.cli:
             command = [str(Path(sys.executable).with_name("neurorecord")), "run", str(config.protocol), "--out", str(out),
                        "--quiet", "--no-report"]
             total_s = timed(lambda: subprocess.run(command, check=True))
@@ -266,7 +275,8 @@ def report(configs: list[Config]) -> None:
         print(f"{c.label:<22}{base:>11.3f}{rec:>11.3f}{ratio:>7.2f}{f'{min(paired):.2f}-{max(paired):.2f}':>12}  {target:<12}"
               + "".join(f"{phases[p]:>8.3f}" for p in PHASES)
               + f"{fixed:>7.3f}{c.activity_bytes / MB:>8.1f}{rate:>11.0f}{c.disk_bytes / MB:>8.1f}")
-    fixed_all = [_median([t - loop for t, loop in zip(c.recorded_s, c.phases["loop"])]) for c in configs if not c.cli]
+    fixed_all = [_median([t - loop for t, loop in zip(c.recorded_s, c.phases["loop"])]) for c in configs
+                 if not c.cli and c.peer is None]
     worst = max(fixed_all)
     print(f"\nfixed costs per run (everything but the batch loop), largest median: {worst:.3f} s "
           f"(target < {FIXED_TARGET_S} s: {'PASS' if worst < FIXED_TARGET_S else 'MISS'})")
@@ -338,13 +348,21 @@ def skeleton_costs(protocol: Path, scratch: Path, rounds: int) -> None:
           f"open_recording (every coordinate in one load_async) {_median(samples['open ours']):.3f} s")
 
 
-def peers() -> None:
-    """Other tools recording the same activity, where installed (context, not targets)."""
-    for name, what in (("torchlens", "torchlens extract_dataset"), ("thingsvision", "thingsvision extractor")):
-        if importlib.util.find_spec(name) is None:
-            print(f"peer {what}: not installed, skipped (pip install {name} to print it here)")
-        else:
-            print(f"peer {what}: installed ({name}), but this benchmark does not drive it yet; skipped")
+def torchlens_peer(model: nn.Module, inputs: Path, pool: str | None) -> Callable[[Path], None] | None:
+    """torchlens's ``extract_dataset`` recording the VGG's three blocks from the same ``.npy`` in the
+    same batches into ``out`` (its shards on disk, as neurorecord's store), channel means through
+    its ``spatial_mean`` pool, or the full maps with ``pool=None``; None where torchlens is not
+    installed."""
+    if importlib.util.find_spec("torchlens") is None:
+        return None
+    import torchlens
+
+    def extract(out: Path) -> None:
+        images = torch.from_numpy(np.load(inputs))
+        torchlens.extract_dataset(model, images, layers=VGG_REGIONS, batch_size=BATCH_SIZE, output_dir=out, pool=pool,
+                                  progress=False)
+
+    return extract
 
 
 def _spin() -> None:  # pragma: no cover - a load generator
@@ -390,6 +408,10 @@ def main() -> None:
             write_protocol(scratch, "mlp", {"zoo": "digits-mlp"}, [{"name": "digits", "kind": "digits", "split": "test"}],
                            MLP_REGIONS, "mean", mlp_repetitions),
             repeated_forward(mlp, digits, mlp_repetitions), None))
+        for reduce, pool in (("mean", "spatial_mean"), ("none", None)):
+            peer = torchlens_peer(vgg, inputs, pool)
+            if peer is not None:
+                configs.append(Config(f"torchlens VGG {reduce}", None, vgg_forward, None, peer=peer))
         if not args.no_cli:
             plain = fresh_process([sys.executable, "plain.py", inputs.name], scratch)
             for reduce in ("mean", "none"):
@@ -407,7 +429,10 @@ def main() -> None:
         print(f"digits MLP: {len(digits)} test digits x {mlp_repetitions} repetitions = "
               f"{len(digits) * mlp_repetitions:,} presentations; regions {', '.join(MLP_REGIONS)}")
         print("CLI rows: `neurorecord run --no-report` in a fresh process against the plain forward pass in a fresh process")
-        peers()
+        have_torchlens = importlib.util.find_spec("torchlens") is not None
+        print("peer rows: torchlens extract_dataset, the same batches into its shard folder" if have_torchlens else
+              "peer rows: torchlens not installed, skipped (pip install torchlens to print them)")
+        print("thingsvision is not measured: its requirements replace this torch with torch 2.0 (pip install --dry-run)")
         print()
 
         load_before = os.getloadavg()
