@@ -429,9 +429,9 @@ def main() -> None:
         print(f"digits MLP: {len(digits)} test digits x {mlp_repetitions} repetitions = "
               f"{len(digits) * mlp_repetitions:,} presentations; regions {', '.join(MLP_REGIONS)}")
         print("CLI rows: `neurorecord run --no-report` in a fresh process against the plain forward pass in a fresh process")
-        have_torchlens = importlib.util.find_spec("torchlens") is not None
-        print("peer rows: torchlens extract_dataset, the same batches into its shard folder" if have_torchlens else
-              "peer rows: torchlens not installed, skipped (pip install torchlens to print them)")
+        print("peer rows: torchlens extract_dataset, the same batches into its shard folder"
+              if any(c.peer is not None for c in configs) else
+              "peer rows: torchlens not installed, skipped (pip install -e \".[bench]\" to print them)")
         print("thingsvision is not measured: its requirements replace this torch with torch 2.0 (pip install --dry-run)")
         print()
 

@@ -286,7 +286,8 @@ def test_a_cluster_run_killed_while_recording_resumes_to_the_same_store(tmp_path
     run.wait()
     assert state is not None and state["stage"] == "recording" and state["batches_done"] < -(-454 // 16), state
     killed = json.loads((store / "zarr.json").read_text())["attributes"]["run"]
-    assert killed["stage"] == "recording"
+    assert killed["stage"] == "recording" and killed["batches_done"] < -(-454 // 16), killed
+    assert any(store.glob("*/activity/c.*")), "killed before any chunk was written: nothing for the resume to keep"
     resumed = subprocess.run([sys.executable, str(script), str(protocol), str(store)], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same_store(tmp_path / "single", store)
